@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite and the hack/ scripts exercise for real.
+# Idempotent and quick when everything is present: it only calls apt-get for what is missing.
+set -euo pipefail
+
+# command-to-check -> Debian package providing it
+declare -A needed=(
+  [mkfs.erofs]=erofs-utils
+  [qemu-img]=qemu-utils
+  [qemu-system-x86_64]=qemu-system-x86
+  [losetup]=mount
+  [mkfs.ext4]=e2fsprogs
+  [setfattr]=attr
+  [busybox]=busybox-static
+  [cpio]=cpio
+  [containerd]=containerd
+  [runc]=runc
+  [python3]=python3
+)
+
+missing=()
+for cmd in "${!needed[@]}"; do
+  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/sbin/$cmd" ]; then
+    missing+=("${needed[$cmd]}")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: missing packages ${missing[*]} and not root; install them with apt-get" >&2
+    exit 1
+  fi
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Kernel features the tests rely on: EROFS and overlayfs, and loop devices.
+modprobe erofs 2>/dev/null || true
+modprobe overlay 2>/dev/null || true
+modprobe loop 2>/dev/null || true
