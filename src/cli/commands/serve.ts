@@ -1,12 +1,62 @@
+import pino from 'pino';
+import { CONFIG_FLAGS_USAGE, ConfigError, loadConfig, parseConfigFlags } from '../../config';
+import { startDaemon } from '../../server/daemon';
 import type { Command } from '../command';
+import { EXIT_ERROR, EXIT_OK } from '../command';
 
-// Not built yet: filled in by its issue.
+const usage = `Usage: erofs-vmdk serve [options]
+
+Serves containerd.services.snapshots.v1.Snapshots (and grpc.health.v1.Health) on a
+unix socket for containerd's proxy_plugins. Flags override the config file, which
+overrides the defaults ("erofs-vmdk config default" prints them all).
+SIGTERM/SIGINT: stop accepting calls, let in-flight calls finish (bounded by
+shutdown_timeout_ms), exit 0. All state under --root is kept.
+
+Options:
+${CONFIG_FLAGS_USAGE}`;
+
+function waitForSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.removeListener('SIGTERM', onSignal);
+      process.removeListener('SIGINT', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
 export const serveCommand: Command = {
   name: 'serve',
-  summary: '(serve: not built yet)',
-  usage: 'erofs-vmdk serve (not built yet)',
-  async run() {
-    process.stderr.write('erofs-vmdk serve: not built yet\n');
-    return 2;
+  summary: 'run the proxy snapshotter daemon (gRPC on a unix socket)',
+  usage,
+  async run(argv) {
+    let loaded;
+    try {
+      const options = parseConfigFlags(argv);
+      if (options.positionals.length > 0) throw new ConfigError(`unexpected argument ${JSON.stringify(options.positionals[0])}`);
+      loaded = loadConfig(options);
+    } catch (err) {
+      process.stderr.write(`erofs-vmdk serve: ${(err as Error).message}\n`);
+      return EXIT_ERROR;
+    }
+    const { config, file } = loaded;
+    // JSON lines on stderr, written synchronously so nothing is lost at exit.
+    const logger = pino({ level: config.log_level, base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+    logger.info({ config_file: file ?? null, address: config.address }, 'starting erofs-vmdk');
+    const signal = waitForSignal();
+    let daemon;
+    try {
+      daemon = await startDaemon(config, logger);
+    } catch (err) {
+      logger.fatal({ error: (err as Error).message }, 'start-up failed');
+      process.stderr.write(`erofs-vmdk serve: ${(err as Error).message}\n`);
+      return EXIT_ERROR;
+    }
+    const received = await signal;
+    logger.info({ signal: received }, 'shutting down');
+    await daemon.stop();
+    return EXIT_OK;
   },
 };
