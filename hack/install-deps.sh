@@ -16,6 +16,8 @@ declare -A needed=(
   [containerd]=containerd
   [runc]=runc
   [python3]=python3
+  [xz]=xz-utils
+  [debugfs]=e2fsprogs
 )
 
 missing=()

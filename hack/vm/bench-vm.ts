@@ -94,7 +94,7 @@ interface Sample {
 const CHECK_SCRIPT = 'cat etc/top 2>/dev/null; find . | wc -l';
 const CHECK_COMMAND = ['sh', '-c', CHECK_SCRIPT];
 
-async function bootFlat(guest: Guest, image: ImageSet, allowedDirs: string[]): Promise<Sample> {
+async function bootFlat(guest: Guest, image: ImageSet, allowedDirs: string[], cpus: number): Promise<Sample> {
   const descriptor = checkFlatDescriptor(image.descriptor, allowedDirs);
   const plan: GuestPlan = { descriptor, upper: { kind: 'none' }, overlayOptions: [], mkdirUpper: false };
   const nonce = newNonce();
@@ -104,6 +104,7 @@ async function bootFlat(guest: Guest, image: ImageSet, allowedDirs: string[]): P
     init: renderInit({ nonce, modules: guest.modules, plan, command: CHECK_COMMAND, exec: 'initramfs' }),
     disks: [{ file: descriptor.path, format: 'vmdk', readOnly: true, serial: IMAGE_DISK_SERIAL }],
     timeoutMs: 300_000,
+    cpus,
   });
   return sampleOf(result);
 }
@@ -141,7 +142,7 @@ const SLOTS_PER_BRIDGE = 31;
  * (b) with every disk on the root bus (what a shim does by default), or, with
  * `bridges`, spread behind as many pci-bridge devices as needed.
  */
-async function bootMultiDisk(guest: Guest, image: ImageSet, machine: string, bridges: boolean): Promise<Sample> {
+async function bootMultiDisk(guest: Guest, image: ImageSet, machine: string, bridges: boolean, cpus: number): Promise<Sample> {
   const files = [image.fsmeta, ...image.layers];
   const bridgeCount = bridges ? Math.ceil(files.length / SLOTS_PER_BRIDGE) : 0;
   const disks: QemuDisk[] = files.map((file, i) => ({
@@ -166,6 +167,7 @@ async function bootMultiDisk(guest: Guest, image: ImageSet, machine: string, bri
     machine,
     extraQemuArgs: bridgeArgs,
     memoryMiB: 512,
+    cpus,
   });
   return sampleOf(result);
 }
@@ -174,7 +176,7 @@ function sampleOf(result: Awaited<ReturnType<typeof bootGuest>>): Sample {
   const { report, qemu } = result;
   if (report.exitCode === undefined) {
     const why = report.failure ?? (qemu.stderr.trim() || `qemu exit ${qemu.exitCode}, no result on the console`);
-    return { ok: false, error: why.split('\n')[0] };
+    return { ok: false, error: why.trim() };
   }
   const mounted = report.marks.get('erofs-mounted');
   const initStart = report.marks.get('kernel-up');
@@ -195,7 +197,7 @@ function median(values: number[]): number {
 
 function summarize(label: string, samples: Sample[]): string {
   const ok = samples.filter((s) => s.ok);
-  if (ok.length === 0) return `${label.padEnd(34)} FAILED: ${samples[0].error}`;
+  if (ok.length === 0) return `${label.padEnd(34)} FAILED: ${samples[0].error?.replace(/\n/g, '\n      ')}`;
   const f = (xs: Array<number | undefined>, digits: number) => median(xs.filter((x): x is number => x !== undefined)).toFixed(digits);
   return (
     `${label.padEnd(34)} host spawn->mount ${f(ok.map((s) => s.hostMsToMount), 0).padStart(5)} ms` +
@@ -217,18 +219,20 @@ export async function main(argv: string[]): Promise<number> {
       keep: { type: 'boolean', default: false },
       fixture: { type: 'string' },
       'always-bridges': { type: 'boolean', default: false },
+      cpus: { type: 'string', default: '1' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('Usage: hack/bench-vm [--layers 40] [--grow 64,128] [--runs 3] [--machine pc|q35] [--keep]\n');
+    process.stdout.write('Usage: hack/bench-vm [--layers 40] [--grow 64,128] [--runs 3] [--machine pc|q35] [--cpus 1] [--always-bridges] [--fixture DIR] [--keep]\n');
     return 0;
   }
   const base = Number(values.layers);
   const grow = (values.grow as string).split(',').filter(Boolean).map(Number);
   const runs = Number(values.runs);
   const machine = values.machine as string;
-  if (![base, ...grow, runs].every((x) => Number.isInteger(x) && x > 0)) throw new Error('--layers, --grow and --runs take positive integers');
+  const cpus = Number(values.cpus);
+  if (![base, ...grow, runs, cpus].every((x) => Number.isInteger(x) && x > 0)) throw new Error('--layers, --grow and --runs take positive integers');
   const guest = prepareGuest(path.resolve((values.cache as string | undefined) ?? defaultCacheDir()), { log: (l) => process.stderr.write(`${l}\n`) });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'erofs-vmdk-bench-vm-'));
   // A signal kills the running guest (see qemu.ts); stop after it and clean up.
@@ -242,7 +246,7 @@ export async function main(argv: string[]): Promise<number> {
     if (interrupted) throw new Error('interrupted');
   };
   const qemuVersion = execFileSync('qemu-system-x86_64', ['--version'], { encoding: 'utf8' }).split('\n')[0];
-  process.stdout.write(`bench-vm: ${qemuVersion}, TCG, machine ${machine}, guest ${guest.kernel.release}, ${os.cpus().length} host CPUs, median of ${runs}\n`);
+  process.stdout.write(`bench-vm: ${qemuVersion}, TCG, machine ${machine}, ${cpus} vCPU, guest ${guest.kernel.release}, ${os.cpus().length} host CPUs, median of ${runs}\n`);
   try {
     const fixtureDir = values.fixture as string | undefined;
     for (const n of fixtureDir ? [0] : [base, ...grow]) {
@@ -256,13 +260,13 @@ export async function main(argv: string[]): Promise<number> {
       const multi: Sample[] = [];
       const bridged: Sample[] = [];
       for (let r = 0; r < rounds; r++) {
-        flat.push(await bootFlat(guest, image, allowed));
+        flat.push(await bootFlat(guest, image, allowed, cpus));
         checkInterrupted();
-        multi.push(await bootMultiDisk(guest, image, machine, false));
+        multi.push(await bootMultiDisk(guest, image, machine, false, cpus));
         checkInterrupted();
         if (multi[multi.length - 1].ok && !values['always-bridges']) continue;
         // The root bus is full: what it takes to boot (b) anyway.
-        bridged.push(await bootMultiDisk(guest, image, machine, true));
+        bridged.push(await bootMultiDisk(guest, image, machine, true, cpus));
         checkInterrupted();
       }
       const disks = image.layers.length + 1;

@@ -147,10 +147,20 @@ export function buildInitramfs(init: string, modules: GuestModule[], busybox = '
   return buildCpio(entries);
 }
 
-/** busybox-static's binary (Debian installs it as /bin/busybox). */
+/** busybox-static's binary (Debian installs it as /bin/busybox). The initramfs has no libc: it must be static. */
 export function findBusybox(): string {
   for (const candidate of ['/bin/busybox', '/usr/bin/busybox']) {
-    if (fs.existsSync(candidate)) return candidate;
+    if (!fs.existsSync(candidate)) continue;
+    // A dynamic executable names its loader (PT_INTERP) near the start of the file.
+    const head = Buffer.alloc(4096);
+    const fd = fs.openSync(candidate, 'r');
+    try {
+      fs.readSync(fd, head, 0, head.length, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+    if (head.includes('/ld-linux')) throw new Error(`${candidate} is dynamically linked: install busybox-static`);
+    return candidate;
   }
   throw new Error('busybox not found: install busybox-static');
 }

@@ -91,6 +91,10 @@ export const configSchema = z
     if (c.backend === 'remote' && c.remote.address === '') {
       ctx.addIssue({ code: 'custom', path: ['remote', 'address'], message: 'is required when backend = "remote"' });
     }
+    // Legacy mounts are plain overlays mounted by runc on the host: there is no mkfs/ step to make a block layer.
+    if (c.embedded.mount_style === 'legacy' && c.embedded.default_size > 0) {
+      ctx.addIssue({ code: 'custom', path: ['embedded', 'default_size'], message: 'block mode (default_size > 0) needs mount_style = "manager"' });
+    }
   });
 
 export type Config = z.infer<typeof configSchema>;

@@ -54,9 +54,13 @@ export interface MergedNode {
   mode: number;
   uid: number;
   gid: number;
-  mtime: bigint;
+  /** mtime seconds (signed 64-bit) in u32 halves, copied from the source inode. */
+  mtimeLo: number;
+  mtimeHi: number;
   mtimeNsec: number;
   size: number;
+  /** Directory-entry file type (FT_*). */
+  fileType: number;
   xattrs: OutXattr[];
   /** The source inode's xattr name filter, copied so getxattr answers exactly as on the layer. */
   xattrFilter: number;
@@ -69,6 +73,8 @@ export interface MergedNode {
   target: Buffer | null;
   rdev: number;
   data: FileData | null;
+  /** Index of this node's inode in the writer's inode list (-1 until placed); saves a Map of 50k nodes. */
+  outIndex: number;
 }
 
 /** Symlink targets longer than this are not valid on Linux (PATH_MAX - 1). */
@@ -81,9 +87,11 @@ const WHITEOUT: MergedNode = {
   mode: 0,
   uid: 0,
   gid: 0,
-  mtime: 0n,
+  mtimeLo: 0,
+  mtimeHi: 0,
   mtimeNsec: 0,
   size: 0,
+  fileType: 3, // FT_CHRDEV (never written: whiteouts only hide)
   xattrs: [],
   xattrFilter: 0,
   nlink: 0,
@@ -92,6 +100,7 @@ const WHITEOUT: MergedNode = {
   target: null,
   rdev: 0,
   data: null,
+  outIndex: -1,
 };
 
 const OPAQUE = 'trusted.overlay.opaque';
@@ -107,8 +116,11 @@ function formatError(image: ReaderImage, code: string, message: string): ErofsFo
   return new ErofsFormatError(code, `${image.path}: ${message}`, image.path);
 }
 
+const NO_XATTRS = { keep: [] as OutXattr[], opaque: false };
+
 /** Splits an inode's xattrs into what is written and whether the directory is opaque. */
 function overlayXattrs(image: ReaderImage, inode: Inode, xattrs: Xattr[]): { keep: OutXattr[]; opaque: boolean } {
+  if (xattrs.length === 0) return NO_XATTRS;
   const keep: OutXattr[] = [];
   let opaque = false;
   for (const x of xattrs) {
@@ -135,7 +147,7 @@ function isWhiteout(inode: Inode): boolean {
 
 /** Builds merged nodes from one layer; `device` is the layer's device id (1 = bottom). */
 class LayerWalker {
-  /** Non-directory nodes by source nid: a second dirent for the same nid is a hard link. */
+  /** Non-directory nodes with nlink > 1 by source nid: a second dirent for the same nid is a hard link. */
   private readonly byNid = new Map<number, MergedNode>();
   private readonly visitedDirs = new Set<number>();
   private readonly stack: { node: MergedNode; dir: Inode }[] = [];
@@ -158,34 +170,20 @@ class LayerWalker {
     for (const entry of readDirectory(this.image, dir)) {
       if (entry.name === '.' || entry.name === '..') continue;
       const existing = children.get(entry.name);
+      // Upper non-directories and sealed directories hide everything below.
+      if (existing !== undefined && (existing.type !== 'dir' || existing.sealed)) continue;
+      const inode = this.readChild(entry.name, entry.nid, entry.fileType);
       if (existing !== undefined) {
-        // Upper non-directories and sealed directories hide everything below.
-        if (existing.type !== 'dir' || existing.sealed) continue;
-        const seen = this.byNid.get(entry.nid);
-        if (seen !== undefined) {
-          this.checkType(entry.name, entry.fileType, seen.type === 'whiteout' ? 'chr' : (seen.type as InodeType), entry.nid);
-          existing.sealed = true;
-          continue;
-        }
-        const inode = this.readChild(entry.name, entry.nid, entry.fileType);
         if (inode.type !== 'dir') {
           // Lookup stops at a lower non-directory (whiteouts included).
           existing.sealed = true;
           continue;
         }
         this.enterDirectory(inode);
-        const { opaque } = overlayXattrs(this.image, inode, readXattrs(this.image, inode));
-        if (opaque) existing.sealed = true;
+        if (overlayXattrs(this.image, inode, readXattrs(this.image, inode)).opaque) existing.sealed = true;
         this.stack.push({ node: existing, dir: inode });
         continue;
       }
-      const seen = this.byNid.get(entry.nid);
-      if (seen !== undefined) {
-        this.checkType(entry.name, entry.fileType, seen.type === 'whiteout' ? 'chr' : (seen.type as InodeType), entry.nid);
-        children.set(entry.name, seen);
-        continue;
-      }
-      const inode = this.readChild(entry.name, entry.nid, entry.fileType);
       if (inode.type === 'dir') {
         this.enterDirectory(inode);
         const fresh = this.directory(inode);
@@ -193,10 +191,19 @@ class LayerWalker {
         this.stack.push({ node: fresh, dir: inode });
         continue;
       }
-      const leaf = isWhiteout(inode) ? WHITEOUT : this.leaf(inode);
-      this.byNid.set(inode.nid, leaf);
-      children.set(entry.name, leaf);
+      children.set(entry.name, this.nonDirectory(inode));
     }
+  }
+
+  /** A node for a non-directory; dirents sharing a nid (nlink > 1) share one node: a hard link. */
+  private nonDirectory(inode: Inode): MergedNode {
+    if (inode.nlink > 1) {
+      const seen = this.byNid.get(inode.nid);
+      if (seen !== undefined) return seen;
+    }
+    const node = isWhiteout(inode) ? WHITEOUT : this.leaf(inode);
+    if (inode.nlink > 1) this.byNid.set(inode.nid, node);
+    return node;
   }
 
   private enterDirectory(inode: Inode): void {
@@ -237,9 +244,11 @@ class LayerWalker {
       mode: inode.mode,
       uid: inode.uid,
       gid: inode.gid,
-      mtime: inode.mtime,
+      mtimeLo: inode.mtimeLo,
+      mtimeHi: inode.mtimeHi,
       mtimeNsec: inode.mtimeNsec,
       size: 0,
+      fileType: FILE_TYPE[inode.type],
       xattrs,
       xattrFilter: xattrs.length > 0 ? readXattrFilter(this.image, inode) : 0,
       nlink: inode.nlink,
@@ -248,6 +257,7 @@ class LayerWalker {
       target: null,
       rdev: 0,
       data: null,
+      outIndex: -1,
     };
   }
 

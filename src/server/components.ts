@@ -1,45 +1,16 @@
 /**
  * The parts the daemon is assembled from: the backend (embedded or remote)
- * and the proxy core (profiles, rewrite, store). The embedded backend is
- * loaded at run time by its documented entry point so this file compiles
- * whether or not it exists yet; a missing one is a clear start-up error
- * instead of a stub.
+ * and the proxy core (profiles, rewrite, store).
  */
 import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { Backend } from '../backend/backend';
+import { createEmbeddedBackend } from '../backend/embedded';
 import { createRemoteBackend } from '../backend/remote';
 import type { Config } from '../config';
 import { createProxySnapshotter, type ProxySnapshotterApi } from '../snapshotter/proxy';
 
 export type ProxySnapshotter = ProxySnapshotterApi;
-
-/** src/backend/embedded/index.ts. */
-type CreateEmbeddedBackend = (options: {
-  root: string;
-  mountStyle: 'legacy' | 'manager';
-  defaultSize?: number;
-  logger: Logger;
-}) => Promise<Backend> | Backend;
-
-function isModuleMissing(err: unknown, request: string): boolean {
-  const e = err as NodeJS.ErrnoException;
-  return e?.code === 'MODULE_NOT_FOUND' && typeof e.message === 'string' && e.message.includes(request);
-}
-
-function loadExport<T>(relative: string, exportName: string, missing: string): T {
-  const request = path.join(__dirname, relative);
-  let mod: Record<string, unknown>;
-  try {
-    mod = require(request) as Record<string, unknown>;
-  } catch (err) {
-    if (isModuleMissing(err, request)) throw new Error(missing);
-    throw err;
-  }
-  const fn = mod[exportName];
-  if (typeof fn !== 'function') throw new Error(`${request} does not export ${exportName}(); ${missing}`);
-  return fn as T;
-}
 
 export function loadProxyFactory(): typeof createProxySnapshotter {
   return createProxySnapshotter;
@@ -55,12 +26,7 @@ export async function createBackend(config: Config, logger: Logger): Promise<Bac
       logger: logger.child({ component: 'remote-backend' }),
     });
   }
-  const create = loadExport<CreateEmbeddedBackend>(
-    '../backend/embedded',
-    'createEmbeddedBackend',
-    'the embedded backend (src/backend/embedded) is not built yet; set backend = "remote" with [remote] address = <socket of another snapshotter> (or --backend remote --remote-address PATH)',
-  );
-  return create({
+  return createEmbeddedBackend({
     // A sub-directory keeps its layout (snapshots/, its own database) apart from the proxy's state.db, vmdk/ and fsmeta/.
     root: path.join(config.root, 'embedded'),
     mountStyle: config.embedded.mount_style,

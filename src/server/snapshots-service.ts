@@ -79,13 +79,7 @@ export function createSnapshotsService(options: ServiceOptions): api.SnapshotsSe
 
   function unary<Req, Res>(rpc: string, infoOf: (req: Req) => CallInfo, body: (req: Req, ctx: CallContext) => Promise<Res>) {
     return (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-      let info: CallInfo = { rpc, snapshotter: '' };
-      try {
-        info = infoOf(call.request);
-      } catch {
-        /* the body re-validates and reports */
-      }
-      void handle(call as AnyCall, info, (ctx) => body(call.request, ctx)).then((r) => {
+      void handle(call as AnyCall, infoOf(call.request), (ctx) => body(call.request, ctx)).then((r) => {
         if (r.ok) callback(null, r.value);
         else callback(toServiceError(r.error));
       });
@@ -154,7 +148,13 @@ export function createSnapshotsService(options: ServiceOptions): api.SnapshotsSe
           const more = call.write({ info: batch });
           batch = [];
           // Respect backpressure: a huge List must not buffer everything in memory.
-          if (!more) await new Promise<void>((resolve) => call.once('drain', resolve));
+          // A client that cancels never drains: stop waiting then too.
+          if (!more && !ctx.signal?.aborted) {
+            await new Promise<void>((resolve) => {
+              call.once('drain', resolve);
+              ctx.signal?.addEventListener('abort', () => resolve(), { once: true });
+            });
+          }
         };
         for await (const info of core.list(ctx, req.snapshotter, req.filters)) {
           if (ctx.signal?.aborted) break;

@@ -254,3 +254,40 @@ test('legacy style: committed layers are mounted read-only on fs/, and mounted a
 test('legacy style refuses block mode (default_size)', async () => {
   await assert.rejects(withBackend({ mountStyle: 'legacy', defaultSize: 1 << 20 }, async () => undefined), /mount_style = "manager"/);
 });
+
+test('start-up finishes or undoes what a crash interrupted (each state of the protocol, made by hand)', async () => {
+  await withBackend({ mountStyle: 'legacy' }, async (t) => {
+    const [a] = await t.backend.prepare(ctx, 'active', '', {});
+    fs.writeFileSync(path.join(a.source, 'file'), 'v1\n');
+    await t.backend.prepare(ctx, 'c-active', '', {});
+    await t.backend.commit(ctx, 'committed', 'c-active', {}, '');
+    await t.backend.close();
+    unmountLegacyLayers(t.root);
+    const snapshots = path.join(t.root, 'snapshots');
+    const activeDir = path.dirname(a.source);
+    const committedDir = path.join(snapshots, '2');
+    // Crash during Prepare: a temp dir, and a placed dir whose insert was rolled back.
+    fs.mkdirSync(path.join(snapshots, '.tmp-erofs-vmdk-new-abc', 'fs'), { recursive: true });
+    fs.mkdirSync(path.join(snapshots, '77', 'fs'), { recursive: true });
+    // Crash during Commit of "active", after our conversion was renamed in but before the row changed.
+    fs.copyFileSync(path.join(committedDir, 'layer.erofs'), path.join(activeDir, 'layer.erofs'));
+    fs.writeFileSync(path.join(activeDir, '.erofs-vmdk-converted'), '');
+    fs.writeFileSync(path.join(activeDir, '.tmp-erofs-vmdk-layer.erofs.123'), 'partial');
+    // Crash right after the Commit of "committed": fs/ not emptied yet, marker still there.
+    fs.writeFileSync(path.join(committedDir, 'fs', 'stale'), 'converted upper');
+    fs.writeFileSync(path.join(committedDir, '.erofs-vmdk-converted'), '');
+
+    await t.reopen();
+    assert.deepEqual(fs.readdirSync(snapshots).sort(), ['1', '2']);
+    assert.deepEqual(fs.readdirSync(activeDir).sort(), ['.erofslayer', 'fs', 'work']);
+    assert.equal(fs.existsSync(path.join(committedDir, '.erofs-vmdk-converted')), false);
+    assert.deepEqual(inconsistencies(t.root, { noOrphans: true, legacyMounted: true }), []);
+    // The committed layer is mounted again (and its stale upper content gone below the mount).
+    assert.equal(fs.existsSync(path.join(committedDir, 'fs', 'stale')), false);
+    // The interrupted Commit is redone from fs/, not from the leftover blob.
+    fs.writeFileSync(path.join(a.source, 'file'), 'v2\n');
+    await t.backend.commit(ctx, 'redone', 'active', {}, '');
+    const [v] = await t.backend.view(ctx, 'check', 'redone', {});
+    assert.equal(fs.readFileSync(path.join(v.source, 'file'), 'utf8'), 'v2\n');
+  });
+});

@@ -71,6 +71,7 @@ describe('errors name the key and the file', () => {
     ['bad profile value', '[profiles.x]\nrewrite = "yes"\n', 'key "profiles.x.rewrite"'],
     ['too small timeout', '[remote]\nconnect_timeout_ms = 1\n', 'key "remote.connect_timeout_ms"'],
     ['remote without address', 'backend = "remote"\n', 'key "remote.address": is required when backend = "remote"'],
+    ['block mode with legacy mounts', '[embedded]\ndefault_size = 1048576\n', 'key "embedded.default_size": block mode'],
     ['bad mount style', '[embedded]\nmount_style = "fancy"\n', 'key "embedded.mount_style"'],
     ['invalid TOML', 'root = \n', 'invalid TOML'],
   ];

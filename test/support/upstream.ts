@@ -12,6 +12,7 @@
  *   up.address / up.root / up.calls
  *   up.setMounts(key | /regexp/, mounts | (computed) => mounts)  // override what a key returns
  *   up.failNext('Mounts', status.PERMISSION_DENIED, 'nope')
+ *   up.delayNext('Mounts', 1000)                      // answer the next Mounts after 1 s
  *   await up.stop(); await up.start();                // same socket, same state
  *   await up.close();                                 // stop + delete the temp dir
  *
@@ -92,6 +93,8 @@ export class TestUpstream {
   private readonly snaps = new Map<string, Snap>();
   private readonly overrides: { match: (key: string) => boolean; mounts: MountOverride }[] = [];
   private readonly failures = new Map<Rpc, { code: status; message: string }[]>();
+  private readonly delays = new Map<Rpc, number[]>();
+  private readonly timers = new Set<NodeJS.Timeout>();
   private nextId = 1;
   private server: Server | undefined;
 
@@ -118,6 +121,13 @@ export class TestUpstream {
     const queue = this.failures.get(rpc) ?? [];
     queue.push({ code, message });
     this.failures.set(rpc, queue);
+  }
+
+  /** The next call of `rpc` is answered only after `ms` milliseconds (queued; one per call). */
+  delayNext(rpc: Rpc, ms: number): void {
+    const queue = this.delays.get(rpc) ?? [];
+    queue.push(ms);
+    this.delays.set(rpc, queue);
   }
 
   /** Snapshot directory of a key (for tests that play the EROFS differ and write layer.erofs there). */
@@ -148,6 +158,8 @@ export class TestUpstream {
   async stop(): Promise<void> {
     const server = this.server;
     this.server = undefined;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     if (!server) return;
     server.forceShutdown();
     try {
@@ -350,13 +362,22 @@ export class TestUpstream {
     const unary =
       <Req extends { snapshotter: string }, Res>(rpc: Rpc, keyOf: (r: Req) => string, body: (r: Req) => Res) =>
       (call: ServerUnaryCall<Req, Res>, callback: sendUnaryData<Res>) => {
-        try {
-          this.record(rpc, call, keyOf(call.request));
-          callback(null, body(call.request));
-        } catch (err) {
-          const f = err instanceof Failure ? err : new Failure(status.INTERNAL, String(err));
-          callback({ code: f.code, details: f.message });
-        }
+        const answer = () => {
+          try {
+            this.record(rpc, call, keyOf(call.request));
+            callback(null, body(call.request));
+          } catch (err) {
+            const f = err instanceof Failure ? err : new Failure(status.INTERNAL, String(err));
+            callback({ code: f.code, details: f.message });
+          }
+        };
+        const delay = this.delays.get(rpc)?.shift();
+        if (delay === undefined) return answer();
+        const timer = setTimeout(() => {
+          this.timers.delete(timer);
+          answer();
+        }, delay);
+        this.timers.add(timer);
       };
     return {
       prepare: unary('Prepare', (r) => r.key, (r) => ({ mounts: this.create('active', r.key, r.parent, r.labels) })),

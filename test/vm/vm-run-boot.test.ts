@@ -35,7 +35,7 @@ describe('vm-run boots the basic fixture from one flat vmdk disk', { timeout: VM
   let dir: string;
   let mountsFile: string;
   before(() => {
-    dir = makeTempDir('erofs-vmdk-vm-');
+    dir = fs.realpathSync(makeTempDir('erofs-vmdk-vmtest-'));
     const basic = fixture('basic');
     const layers = fs.readFileSync(path.join(basic, 'layers.txt'), 'utf8').trim().split('\n').map((l) => path.join(basic, l));
     const descriptor = path.join(dir, 'basic.vmdk');
@@ -100,7 +100,7 @@ describe('vm-run chroots into a busybox image', { timeout: VM_TEST_TIMEOUT_MS },
   let dir: string;
   let descriptor: string;
   before(() => {
-    dir = makeTempDir('erofs-vmdk-vm-');
+    dir = fs.realpathSync(makeTempDir('erofs-vmdk-vmtest-'));
     const image = buildBusyboxImage(dir, { 'etc/issue': 'erofs-vmdk test image \\n \\l\n' });
     descriptor = path.join(dir, 'image.vmdk');
     writeDescriptor({ layers: [image] }, descriptor);

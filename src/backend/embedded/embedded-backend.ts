@@ -148,15 +148,21 @@ export class EmbeddedBackend implements Backend {
         }
       }
       const usage = diskUsage(converted ?? blob);
+      let placed = false;
       try {
         this.store.commit(name, key, id, wanted, parent ?? '', usage, () => {
           if (converted) {
             fs.renameSync(converted, blob);
+            placed = true;
             fsyncPath(this.layout.dir(id));
           }
         });
       } catch (err) {
-        if (converted) fs.rmSync(converted, { force: true });
+        if (converted) {
+          // Rolled back: drop our blob and its marker, so a blob the differ writes later is not mistaken for ours.
+          fs.rmSync(placed ? blob : converted, { force: true });
+          fs.rmSync(this.layout.converted(id), { force: true });
+        }
         throw err;
       }
       this.log.debug({ key, name, id, converted: converted !== undefined }, 'embedded: committed');

@@ -56,9 +56,8 @@ export function readDirectory(image: ReaderImage, dir: Inode): DirEntry[] {
       if (nameoff < nameoff0 || end > valid || end <= nameoff || end - nameoff > MAX_NAME_LEN) {
         fail(image, dir, 'bad-dirent', `block ${b} entry ${i}: bogus name range ${nameoff}..${end}`);
       }
-      const raw = block.subarray(nameoff, end);
-      if (raw.includes(0x2f) || raw.includes(0)) fail(image, dir, 'bad-dirent', `block ${b} entry ${i}: name contains '/' or NUL`);
-      const name = raw.toString('latin1');
+      const name = block.toString('latin1', nameoff, end);
+      if (name.includes('/') || name.includes('\0')) fail(image, dir, 'bad-dirent', `block ${b} entry ${i}: name contains '/' or NUL`);
       if (previous !== null && !(previous < name)) {
         fail(image, dir, 'unsorted-directory', `entries are not in strictly ascending byte order (${JSON.stringify(previous)} then ${JSON.stringify(name)})`);
       }

@@ -11,16 +11,20 @@
 import * as fs from 'node:fs';
 import { ErofsFormatError } from '../errors';
 
-const PAGE_BITS = 16;
+const PAGE_BITS = 14;
 const PAGE_SIZE = 1 << PAGE_BITS;
-/** Cache budget per open file: 512 pages of 64 KiB = 32 MiB. */
-const MAX_CACHED_PAGES = 512;
+/** Cache budget per open file: 2048 pages of 16 KiB = 32 MiB. */
+const MAX_CACHED_PAGES = 2048;
 
 export class ImageFile {
   readonly path: string;
   readonly size: number;
   private fd: number;
-  /** Insertion-ordered map used as an LRU: a hit re-inserts the page. */
+  /**
+   * Cached pages in insertion order; the oldest goes first when the budget is
+   * full (FIFO: a tree walk moves forward through the metadata, and keeping hits
+   * cheap matters more than LRU precision).
+   */
   private readonly pages = new Map<number, Buffer>();
 
   private constructor(path: string, fd: number, size: number) {
@@ -33,9 +37,8 @@ export class ImageFile {
     const fd = fs.openSync(path, fs.constants.O_RDONLY);
     try {
       const st = fs.fstatSync(fd);
-      if (!st.isFile() && !st.isBlockDevice()) {
-        throw new ErofsFormatError('not-a-file', `${path}: not a regular file or block device`, path);
-      }
+      // Layer blobs are files; a block device's fstat size is 0, so it could not be bounds-checked.
+      if (!st.isFile()) throw new ErofsFormatError('not-a-file', `${path}: not a regular file`, path);
       return new ImageFile(path, fd, st.size);
     } catch (err) {
       fs.closeSync(fd);
@@ -56,11 +59,27 @@ export class ImageFile {
     return Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= this.size;
   }
 
+  /** Buffer holding the bytes of the last locate() call. */
+  located: Buffer = Buffer.alloc(0);
+
   /**
-   * `length` bytes at `offset`. The result may be a view into the cache: use it
-   * right away or copy it (Buffer.from) before the next read.
+   * Allocation-free access for hot paths: makes `located` hold the `length`
+   * bytes at `offset` and returns where they start in it (a cached page when
+   * the range lies in one page, else a fresh copy at 0). Valid until the next
+   * read or locate.
    */
-  read(offset: number, length: number, what: string): Buffer {
+  locate(offset: number, length: number, what: string): number {
+    this.check(offset, length, what);
+    const first = Math.floor(offset / PAGE_SIZE);
+    if (first === Math.floor((offset + Math.max(length, 1) - 1) / PAGE_SIZE)) {
+      this.located = this.page(first);
+      return offset - first * PAGE_SIZE;
+    }
+    this.located = this.read(offset, length, what);
+    return 0;
+  }
+
+  private check(offset: number, length: number, what: string): void {
     if (!this.contains(offset, length)) {
       throw new ErofsFormatError(
         'out-of-bounds',
@@ -68,6 +87,14 @@ export class ImageFile {
         this.path,
       );
     }
+  }
+
+  /**
+   * `length` bytes at `offset`. The result may be a view into the cache: use it
+   * right away or copy it (Buffer.from) before the next read.
+   */
+  read(offset: number, length: number, what: string): Buffer {
+    this.check(offset, length, what);
     const first = Math.floor(offset / PAGE_SIZE);
     const last = Math.floor((offset + Math.max(length, 1) - 1) / PAGE_SIZE);
     if (first === last) {
@@ -89,11 +116,7 @@ export class ImageFile {
 
   private page(index: number): Buffer {
     const hit = this.pages.get(index);
-    if (hit) {
-      this.pages.delete(index);
-      this.pages.set(index, hit);
-      return hit;
-    }
+    if (hit) return hit;
     if (this.fd < 0) throw new ErofsFormatError('closed', `${this.path}: read after close`, this.path);
     const start = index * PAGE_SIZE;
     const length = Math.min(PAGE_SIZE, this.size - start);

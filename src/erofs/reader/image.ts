@@ -35,6 +35,9 @@ export interface ReaderImage {
   /** The kernel ANDs chunk device ids with this. */
   deviceIdMask: number;
   longPrefixes: LongXattrPrefix[];
+  /** Superblock epoch (base of compact-inode mtimes) in u32 halves. */
+  epochLo: number;
+  epochHi: number;
   /** The kernel consults per-inode xattr name filters (compat XATTR_FILTER, xattr_filter_reserved 0). */
   xattrFilterActive: boolean;
   /**
@@ -84,6 +87,8 @@ export function openReaderImage(path: string): ReaderImage {
       extraDevices,
       deviceIdMask: roundupPow2(extraDevices + 1) - 1,
       longPrefixes: [],
+      epochLo: Number(sb.epoch & 0xffffffffn),
+      epochHi: Number((sb.epoch >> 32n) & 0xffffffffn),
       xattrFilterActive:
         (sb.featureCompat & FEATURE_COMPAT.XATTR_FILTER) !== 0 && file.read(1024 + 104, 1, 'xattr_filter_reserved')[0] === 0,
       extentBlocks,

@@ -7,6 +7,7 @@ export { ImageFile } from './image-file';
 export { openReaderImage, closeReaderImage, type ReaderImage, type LongXattrPrefix } from './image';
 export {
   readInode,
+  inodeMtime,
   decodeRdev,
   layoutName,
   DATA_LAYOUT,

@@ -50,8 +50,9 @@ export interface Inode {
   size: number;
   uid: number;
   gid: number;
-  /** Seconds (signed 64-bit), as the kernel reports them. */
-  mtime: bigint;
+  /** Seconds as a signed 64-bit value, in two u32 halves (no BigInt on the hot path; see inodeMtime). */
+  mtimeLo: number;
+  mtimeHi: number;
   mtimeNsec: number;
   /** Raw i_u union (start block low bits, chunk format, or rdev). */
   rawU: number;
@@ -83,51 +84,57 @@ export function readInode(image: ReaderImage, nid: number): Inode {
   if (!Number.isSafeInteger(nid) || nid < 0) fail(image, nid, 'bad-nid', 'nid out of range');
   const offset = image.metaBase + nid * 32;
   if (!Number.isSafeInteger(offset)) fail(image, nid, 'bad-nid', 'nid out of range');
-  const head = image.file.read(offset, 32, `inode nid ${nid}`);
-  const format = head.readUInt16LE(0);
+  const file = image.file;
+  let o = file.locate(offset, 32, 'inode');
+  const format = file.located.readUInt16LE(o);
   const compact = (format & 1) === 0;
   const inodeSize = compact ? 32 : 64;
-  const raw = compact ? head : image.file.read(offset, 64, `inode nid ${nid}`);
+  if (!compact) o = file.locate(offset, 64, 'inode');
+  const raw = file.located;
   if (format & ~0x1f) fail(image, nid, 'unsupported-inode-format', `i_format 0x${format.toString(16)} has unknown bits`);
   const layout = (format >> 1) & 7;
   if (layout > DATA_LAYOUT.CHUNK_BASED) fail(image, nid, 'unsupported-inode-format', `unknown data layout ${layout}`);
-  const icount = raw.readUInt16LE(2);
+  const icount = raw.readUInt16LE(o + 2);
   const xattrSize = icount === 0 ? 0 : 12 + 4 * (icount - 1);
-  const mode = raw.readUInt16LE(4);
+  const mode = raw.readUInt16LE(o + 4);
   const type = TYPE_BY_FMT[mode & S_IFMT];
   if (type === undefined) fail(image, nid, 'bad-inode-mode', `bogus i_mode 0${mode.toString(8)}`);
-  const nb = raw.readUInt16LE(6);
-  const rawU = raw.readUInt32LE(16);
+  const nb = raw.readUInt16LE(o + 6);
+  const rawU = raw.readUInt32LE(o + 16);
   const bit4 = (format & 0x10) !== 0;
   let size: number;
   let uid: number;
   let gid: number;
-  let mtime: bigint;
+  let mtimeLo: number;
+  let mtimeHi: number;
   let mtimeNsec: number;
   let nlink: number;
   /** Whether i_nb carries startblk_hi (extended, or compact with NLINK_1). */
   let nbIsStartHi: boolean;
   if (compact) {
-    size = raw.readUInt32LE(8);
-    mtime = image.sb.epoch + BigInt(raw.readUInt32LE(12));
+    size = raw.readUInt32LE(o + 8);
+    // mtime = epoch + i_mtime (u32), in 64-bit two's complement like the kernel's time64_t
+    const sum = image.epochLo + raw.readUInt32LE(o + 12);
+    mtimeLo = sum >>> 0;
+    mtimeHi = (image.epochHi + (sum > 0xffffffff ? 1 : 0)) >>> 0;
     mtimeNsec = image.sb.fixedNsec;
-    uid = raw.readUInt16LE(24);
-    gid = raw.readUInt16LE(26);
+    uid = raw.readUInt16LE(o + 24);
+    gid = raw.readUInt16LE(o + 26);
     const nlink1 = bit4 && type !== 'dir';
     nlink = nlink1 ? 1 : nb;
     nbIsStartHi = nlink1;
-    // epoch is u64 on disk but the kernel uses it as time64_t
-    if (mtime >= 1n << 63n) mtime -= 1n << 64n;
   } else {
-    const size64 = raw.readBigUInt64LE(8);
-    if (size64 >= 1n << 63n) fail(image, nid, 'bad-inode-size', `negative i_size`);
-    if (size64 > BigInt(Number.MAX_SAFE_INTEGER)) fail(image, nid, 'file-too-large', `i_size ${size64} is beyond what is supported`);
-    size = Number(size64);
-    uid = raw.readUInt32LE(24);
-    gid = raw.readUInt32LE(28);
-    mtime = raw.readBigInt64LE(32);
-    mtimeNsec = raw.readUInt32LE(40);
-    nlink = raw.readUInt32LE(44);
+    const sizeLo = raw.readUInt32LE(o + 8);
+    const sizeHi = raw.readUInt32LE(o + 12);
+    if (sizeHi >= 0x80000000) fail(image, nid, 'bad-inode-size', 'negative i_size');
+    if (sizeHi >= 0x200000) fail(image, nid, 'file-too-large', `i_size of ${sizeHi} * 2^32 bytes is beyond what is supported`);
+    size = sizeHi * 2 ** 32 + sizeLo;
+    uid = raw.readUInt32LE(o + 24);
+    gid = raw.readUInt32LE(o + 28);
+    mtimeLo = raw.readUInt32LE(o + 32);
+    mtimeHi = raw.readUInt32LE(o + 36);
+    mtimeNsec = raw.readUInt32LE(o + 40);
+    nlink = raw.readUInt32LE(o + 44);
     nbIsStartHi = true;
   }
   let startBlock: number | null = null;
@@ -139,7 +146,7 @@ export function readInode(image: ReaderImage, nid: number): Inode {
   }
   const rdev = type === 'chr' || type === 'blk' ? rawU : 0;
   const dataOffset = offset + inodeSize + xattrSize;
-  if (!image.file.contains(offset, inodeSize + xattrSize)) {
+  if (!file.contains(offset, inodeSize + xattrSize)) {
     fail(image, nid, 'out-of-bounds', `inode and its ${xattrSize}-byte xattr area run past the end of the file`);
   }
   return {
@@ -155,11 +162,17 @@ export function readInode(image: ReaderImage, nid: number): Inode {
     size,
     uid,
     gid,
-    mtime,
+    mtimeLo,
+    mtimeHi,
     mtimeNsec,
     rawU,
     startBlock,
     rdev,
     dataOffset,
   };
+}
+
+/** mtime seconds as the kernel reports them (signed 64-bit). */
+export function inodeMtime(inode: { mtimeLo: number; mtimeHi: number }): bigint {
+  return BigInt.asIntN(64, (BigInt(inode.mtimeHi) << 32n) | BigInt(inode.mtimeLo));
 }

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import {
   closeReaderImage,
   decodeRdev,
+  inodeMtime,
   mapData,
   openReaderImage,
   readDataBlock,
@@ -75,7 +76,8 @@ function xattrColumn(image: ReaderImage, inode: Inode): string {
 }
 
 function mtimeColumn(inode: Inode): string {
-  return inode.mtimeNsec === 0 ? `${inode.mtime}` : `${inode.mtime}.${String(inode.mtimeNsec).padStart(9, '0')}`;
+  const sec = inodeMtime(inode);
+  return inode.mtimeNsec === 0 ? `${sec}` : `${sec}.${String(inode.mtimeNsec).padStart(9, '0')}`;
 }
 
 /** The listing of `path` as erofs-listing.py would print it for the mounted image. */

@@ -1,0 +1,202 @@
+/**
+ * Mounts latency through the daemon vs. directly against the upstream
+ * snapshotter, for images of 1, 16 and 128 layers, warm and cold.
+ *
+ *   hack/bench-mounts [--iterations N] [--cold-iterations N] [--layers 1,16,128] [--backend remote,embedded,server]
+ *
+ * Setup: the test upstream (test/support/upstream.ts, in this process) returns
+ * containerd 2.x EROFS mounts (one erofs lower per layer, no fsmeta, so the
+ * daemon merges the metadata natively); the daemon is the real
+ * `erofs-vmdk serve` child process at its default log level, with
+ *   remote:   the remote backend pointing at that upstream (two gRPC hops per call), or
+ *   embedded: the embedded backend ("manager" mount style), the layers unpacked into it
+ *             by playing the EROFS differ (one hop; the upstream then only serves as the
+ *             "plain snapshotter" reference answering the same mount shapes).
+ *   server:   (cost of the gRPC server layer alone) src/server in this process around a
+ *             trivial core that answers the upstream's own mounts; warm only.
+ * Layers are copies of the basic fixture's four blobs, cycled.
+ * Both sides are timed from the same grpc-js client over unix sockets, one
+ * call at a time.
+ *   warm: the descriptor exists (the steady state: every Mounts of a running container).
+ *   cold: <root>/vmdk and <root>/fsmeta are emptied before every call, so each
+ *         Mounts rebuilds the merged fsmeta and the descriptor.
+ * Prints figures only; it asserts nothing.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import type { Mount } from '../api/gen/containerd/types/mount';
+import { DaemonMetrics } from '../src/server/metrics';
+import { startSnapshotsServer } from '../src/server/server';
+import type { ProfiledSnapshotter } from '../src/snapshotter/snapshotter';
+import { SnapshotsTestClient, startDaemon, unpackFixture } from '../test/support/daemon';
+import { fixture } from '../test/support/fixtures';
+import { makeTempDir } from '../test/support/kernel-mounts';
+import { startUpstream } from '../test/support/upstream';
+
+interface Stats {
+  p50: number;
+  p99: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
+}
+
+function stats(samples: number[]): Stats {
+  const s = [...samples].sort((a, b) => a - b);
+  return { p50: percentile(s, 0.5), p99: percentile(s, 0.99) };
+}
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  await fn();
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+/** A case dir with `n` layer blobs (copies of basic's four, cycled) and layers.txt. */
+function makeImage(dir: string, n: number, tag: string): string {
+  const caseDir = path.join(dir, `img-${tag}-${n}`);
+  fs.mkdirSync(caseDir);
+  const names: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `layer${i + 1}.erofs`;
+    fs.copyFileSync(fixture('basic', `layer${(i % 4) + 1}.erofs`), path.join(caseDir, name));
+    names.push(name);
+  }
+  fs.writeFileSync(path.join(caseDir, 'layers.txt'), `${names.join('\n')}\n`);
+  return caseDir;
+}
+
+async function measurePair(count: number, a: () => Promise<unknown>, b: () => Promise<unknown>, before?: () => void): Promise<[Stats, Stats]> {
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < Math.min(20, count); i++) {
+    await a(); // JIT and connection warm-up, not measured
+    await b();
+  }
+  for (let i = 0; i < count; i++) {
+    before?.();
+    as.push(await time(a));
+    bs.push(await time(b));
+  }
+  return [stats(as), stats(bs)];
+}
+
+/** The Snapshots server alone: src/server around a core that returns the upstream's mounts, vs the upstream. */
+async function benchServerLayer(tmp: string, layerCounts: number[], warmN: number, rows: string[][]): Promise<void> {
+  const up = await startUpstream();
+  const direct = new SnapshotsTestClient(up.address);
+  const socket = path.join(tmp, 'server-only.sock');
+  let answer: Mount[] = [];
+  const core = { mounts: async () => answer } as unknown as ProfiledSnapshotter;
+  const server = await startSnapshotsServer({ address: socket, snapshotter: core, logger: pino({ level: 'warn' }), metrics: new DaemonMetrics() });
+  const ours = new SnapshotsTestClient(socket);
+  try {
+    for (const n of layerCounts) {
+      const ns = `server${n}`;
+      const image = await unpackFixture(direct, { snapshotter: 'upstream', namespace: ns, caseDir: makeImage(tmp, n, 'server'), fsmeta: false });
+      const key = `${ns}/${image.seq}/ctr`;
+      answer = await direct.prepare({ snapshotter: 'upstream', key, parent: image.top }, { namespace: ns });
+      const [a, b] = await measurePair(
+        warmN,
+        () => ours.mounts({ snapshotter: 'erofs-vmdk', key }, { namespace: ns }),
+        () => direct.mounts({ snapshotter: 'upstream', key }, { namespace: ns }),
+      );
+      rows.push(['server', String(n), 'warm', String(warmN), ms(a.p50), ms(a.p99), ms(b.p50), ms(b.p99), (a.p50 / b.p50).toFixed(2), (a.p99 / b.p99).toFixed(2)]);
+      process.stderr.write(`done: server layer ${n} layers\n`);
+    }
+  } finally {
+    ours.close();
+    direct.close();
+    await server.shutdown(1000);
+    await up.close();
+  }
+}
+
+function emptyDir(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  for (const f of fs.readdirSync(dir)) fs.rmSync(path.join(dir, f), { force: true });
+}
+
+const ms = (x: number) => `${x.toFixed(3)} ms`;
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      iterations: { type: 'string', default: '500' },
+      'cold-iterations': { type: 'string', default: '30' },
+      layers: { type: 'string', default: '1,16,128' },
+      backend: { type: 'string', default: 'remote,embedded,server' },
+    },
+  });
+  const warmN = Number(values.iterations);
+  const coldN = Number(values['cold-iterations']);
+  const layerCounts = values.layers!.split(',').map(Number);
+
+  const tmp = makeTempDir('erofs-vmdk-bench-');
+  const rows: string[][] = [];
+  for (const backend of values.backend!.split(',')) {
+    if (backend === 'server') await benchServerLayer(tmp, layerCounts, warmN, rows);
+    else if (backend === 'remote' || backend === 'embedded') await benchBackend(backend, tmp, layerCounts, warmN, coldN, rows);
+    else throw new Error(`--backend: unknown backend ${backend}`);
+  }
+  fs.rmSync(tmp, { recursive: true, force: true });
+  const header = ['backend', 'layers', 'phase', 'calls', 'daemon p50', 'daemon p99', 'direct p50', 'direct p99', 'ratio p50', 'ratio p99'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r: string[]) => r.map((c, i) => c.padStart(widths[i])).join('  ');
+  console.log(`Mounts latency, erofs-vmdk serve vs the test upstream directly; node ${process.version}`);
+  console.log(line(header));
+  for (const r of rows) console.log(line(r));
+  console.log('targets: warm ratio p50 <= 1.3 and daemon p99 < 2 ms at 128 layers');
+}
+
+async function benchBackend(backend: 'remote' | 'embedded', tmp: string, layerCounts: number[], warmN: number, coldN: number, rows: string[][]): Promise<void> {
+  const up = await startUpstream();
+  const d =
+    backend === 'remote'
+      ? await startDaemon({ upstream: up, logLevel: 'info' })
+      : await startDaemon({ backend: 'embedded', logLevel: 'info', config: { embedded: { mount_style: 'manager' } } });
+  const direct = new SnapshotsTestClient(up.address);
+  try {
+    for (const n of layerCounts) {
+      const ns = `bench${n}`;
+      const caseDir = makeImage(tmp, n, backend);
+      const differ = backend === 'remote' ? 'label' : 'copy';
+      const image = await unpackFixture(d.client, { snapshotter: 'erofs-vmdk', namespace: ns, caseDir, fsmeta: false, differ });
+      const key = `${ns}/${image.seq}/ctr`;
+      const mounts = await d.client.prepare({ snapshotter: 'erofs-vmdk', key, parent: image.top }, { namespace: ns });
+      if (mounts[0]?.type !== 'vmdk') throw new Error(`${n} layers: expected a vmdk mount, got ${JSON.stringify(mounts.map((m) => m.type))}`);
+      // The reference: the same image in the test upstream, answered directly.
+      const reference = backend === 'remote' ? image : await unpackFixture(direct, { snapshotter: 'upstream', namespace: ns, caseDir, fsmeta: false });
+      if (backend === 'embedded') await direct.prepare({ snapshotter: 'upstream', key, parent: reference.top }, { namespace: ns });
+      const upstreamKey = backend === 'remote' ? [...up.calls].reverse().find((c) => c.rpc === 'Prepare')!.key : key;
+      const viaDaemon = () => d.client.mounts({ snapshotter: 'erofs-vmdk', key }, { namespace: ns });
+      const viaUpstream = () => direct.mounts({ snapshotter: 'upstream', key: upstreamKey }, { namespace: ns });
+
+      for (const phase of ['warm', 'cold'] as const) {
+        const count = phase === 'warm' ? warmN : coldN;
+        const emptyStore =
+          phase === 'cold'
+            ? () => {
+                emptyDir(path.join(d.root, 'vmdk'));
+                emptyDir(path.join(d.root, 'fsmeta'));
+              }
+            : undefined;
+        const [a, b] = await measurePair(count, viaDaemon, viaUpstream, emptyStore);
+        rows.push([backend, String(n), phase, String(count), ms(a.p50), ms(a.p99), ms(b.p50), ms(b.p99), (a.p50 / b.p50).toFixed(2), (a.p99 / b.p99).toFixed(2)]);
+        process.stderr.write(`done: ${backend} ${n} layers ${phase}\n`);
+      }
+    }
+  } finally {
+    direct.close();
+    await d.close();
+    await up.close();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exitCode = 1;
+});
