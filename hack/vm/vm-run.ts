@@ -201,8 +201,12 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       const message = (err as Error).message;
-      process.stderr.write(message ? `vm-run: ${message}\n\n${USAGE}` : USAGE);
-      return message ? 2 : 0;
+      if (!message) {
+        process.stdout.write(USAGE);
+        return 0;
+      }
+      process.stderr.write(`vm-run: ${message}\n\n${USAGE}`);
+      return 2;
     }
     throw err;
   }

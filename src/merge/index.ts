@@ -56,7 +56,11 @@ function layerName(index: number, count: number, path: string): string {
 /** Turns reader and file-system errors into MergeError naming the layer. */
 function asMergeError(err: unknown, index: number, count: number, path: string): unknown {
   if (err instanceof MergeError) return err;
-  if (err instanceof ErofsFormatError) return new MergeError(err.code, `${layerName(index, count, path)}: ${err.message}`);
+  if (err instanceof ErofsFormatError) {
+    // Reader messages start with the file name, which layerName already gives.
+    const what = err.message.startsWith(`${path}: `) ? err.message.slice(path.length + 2) : err.message;
+    return new MergeError(err.code, `${layerName(index, count, path)}: ${what}`);
+  }
   const errno = (err as NodeJS.ErrnoException | null)?.code;
   if (typeof errno === 'string' && /^E[A-Z]+$/.test(errno)) {
     return new MergeError('layer-unreadable', `${layerName(index, count, path)}: ${(err as Error).message}`);

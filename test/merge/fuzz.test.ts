@@ -5,7 +5,7 @@
  * that stops making progress is a hang (the worker is killed and the test
  * fails naming the mutation). A sample of the produced images whose tree the
  * mutation changed is mounted: it must list exactly what overlayfs shows over
- * the same mutated layers.
+ * the same mutated layers (the first few also as a flat image).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,7 +13,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { fixture } from '../support/fixtures';
-import { listErofsImage, listMultiDevice, listOverlay, makeTempDir } from '../support/kernel-mounts';
+import { listErofsImage, listFlatDescriptor, listMultiDevice, listOverlay, makeTempDir } from '../support/kernel-mounts';
+import { mergeLayersWithLayout } from '../../src/merge';
+import { writeDescriptor } from './support/oracle';
 import { buildLayer } from './support/build-layer';
 import type { FuzzInput, FuzzMessage, KeptCase } from './support/fuzz-worker';
 
@@ -21,6 +23,8 @@ const ITERATIONS = 3000;
 const SEED = 20261127;
 /** No single case may take this long; real cases take milliseconds. */
 const HANG_MS = 60_000;
+/** How many of the mounted cases are also checked as a flat image (qemu-img convert of a descriptor). */
+const FLAT_SAMPLE = 6;
 
 function runWorker(input: FuzzInput): Promise<Extract<FuzzMessage, { type: 'done' }>> {
   return new Promise((resolve, reject) => {
@@ -105,6 +109,7 @@ test(`fuzz: ${ITERATIONS} mutated layer sets never crash or hang the merge, and 
     assert.ok(done.kept.length >= 10, `enough changed-but-accepted merges to mount (${done.kept.length})`);
     const differences: string[] = [];
     let artefacts = 0;
+    let flatChecked = 0;
     for (const k of done.kept as KeptCase[]) {
       let oracle: string;
       try {
@@ -119,6 +124,12 @@ test(`fuzz: ${ITERATIONS} mutated layer sets never crash or hang the merge, and 
       }
       const ours = await listMultiDevice(k.fsmeta, k.layers);
       if (ours !== oracle) differences.push(`#${k.index} (${k.mutation}): merged listing differs from overlayfs`);
+      if (flatChecked < FLAT_SAMPLE) {
+        flatChecked++;
+        const result = mergeLayersWithLayout(k.layers.map((p) => ({ path: p })));
+        const flat = await listFlatDescriptor(writeDescriptor(result, k.fsmeta, `${k.fsmeta}.vmdk`));
+        if (flat !== oracle) differences.push(`#${k.index} (${k.mutation}): flat image listing differs from overlayfs`);
+      }
     }
     assert.deepEqual(differences, []);
     assert.ok(artefacts < done.kept.length, 'most sampled cases are compared in full');

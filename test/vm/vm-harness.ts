@@ -8,9 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { cliPath, repoRoot } from '../support/fixtures';
-import { prepareFlatDisk } from '../../src/erofs/flat-layout';
 import type { Mount } from '../../src/mount/index';
-import { renderDescriptor } from '../../src/vmdk/index';
 
 export const vmRunPath = path.join(repoRoot, 'hack', 'vm-run');
 
@@ -70,23 +68,16 @@ export const overlayMount = (dir: string, lowerIndex = 0): Mount => ({
 });
 
 /**
- * Writes a flat descriptor with `erofs-vmdk vmdk` (H1's CLI). While that
- * command is still the "not built yet" placeholder, the same code path is
- * used through the library (src/erofs prepareFlatDisk + src/vmdk
- * renderDescriptor) and `via` says so, so the test output shows which ran.
+ * Writes a flat descriptor with the product's CLI: `erofs-vmdk vmdk --fsmeta F
+ * --device L1 …` (or `--layer L` for a one-layer image without fsmeta).
  */
-export function writeDescriptor(input: { fsmeta?: string; layers: string[] }, out: string): { via: 'cli' | 'library' } {
+export function writeDescriptor(input: { fsmeta?: string; layers: string[] }, out: string): void {
   const args = [cliPath, 'vmdk', ...(input.fsmeta ? ['--fsmeta', input.fsmeta] : []), ...input.layers.flatMap((l) => [input.fsmeta ? '--device' : '--layer', l]), '--out', out];
   try {
     execFileSync('node', args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
-    return { via: 'cli' };
   } catch (err) {
-    const stderr = String((err as { stderr?: string }).stderr ?? '');
-    if (!stderr.includes('not built yet')) throw new Error(`erofs-vmdk vmdk failed: ${stderr}`);
+    throw new Error(`erofs-vmdk ${args.slice(1).join(' ')} failed: ${String((err as { stderr?: string }).stderr ?? err)}`);
   }
-  const disk = prepareFlatDisk({ fsmeta: input.fsmeta, layers: input.layers }, { repairDir: path.dirname(out) });
-  fs.writeFileSync(out, renderDescriptor(disk.extents));
-  return { via: 'library' };
 }
 
 /**

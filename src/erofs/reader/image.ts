@@ -66,6 +66,10 @@ export function openReaderImage(path: string): ReaderImage {
   if (sb.sbSize > 4096 - 1024) {
     throw new ErofsFormatError('bad-superblock-size', `${path}: superblock of ${sb.sbSize} bytes (sb_extslots ${sb.sbExtSlots}) does not fit in a page`, path);
   }
+  if (sb.blocks * sb.blockSize < 1024 + sb.sbSize) {
+    // The image's own size must at least cover its superblock; a merged device slot of 0 blocks is not a layout.
+    throw new ErofsFormatError('bad-block-count', `${path}: superblock says ${sb.blocks} blocks, too few to hold the superblock itself`, path);
+  }
   const file = ImageFile.open(path);
   try {
     const blockSize = sb.blockSize;
