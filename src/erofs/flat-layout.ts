@@ -245,16 +245,25 @@ export function validateFlatLayout(fsmetaIn: ImageInput | string, blobsIn: (Imag
   let start = sb.blocks;
   shapes.forEach((shape, i) => {
     const s = shape as BlobShape;
+    // A tar-index layer can be addressed two ways. mkfs.erofs makes the slot's
+    // device the appended tar (chunk addresses count from the tar, blocks = tar
+    // data only). Our native merge makes it the whole layer file (chunk
+    // addresses count from the file start, blocks = index + tar data). The
+    // slot's block count tells them apart without reading chunk indexes: the
+    // tar-only count can never equal the whole region, because the index in
+    // front of the tar is never empty.
+    const wholeFile = s.kind === 'tar-index' && h.slots[i]?.blocks === s.regionBytes / fbs;
+    const dataOffset = wholeFile ? 0 : s.dataOffset;
     blobs.push({
       file: inputs[i].file,
       kind: s.kind,
       blockSize: s.blockSize,
       regionBytes: s.regionBytes,
-      dataOffset: s.dataOffset,
+      dataOffset,
       start,
       tag: s.tag,
-      blocks: s.deviceBytes / fbs,
-      uniaddr: start + s.dataOffset / fbs,
+      blocks: wholeFile ? s.regionBytes / fbs : s.deviceBytes / fbs,
+      uniaddr: start + dataOffset / fbs,
     });
     start += s.regionBytes / fbs;
   });

@@ -94,6 +94,21 @@ test('file tails copied into the fsmeta are read from the fsmeta even when block
   assert.equal(views.flat, views.overlay);
 });
 
+test('chunk-based layers (block maps, deduplicated chunks) merge under and over plain layers', async () => {
+  const chunked = buildLayer(
+    work,
+    'chunked',
+    { 'd/a': { type: 'file', size: 20000 }, b: { type: 'file', size: 5000 }, zeros: { type: 'file', content: Buffer.alloc(50000) } },
+    { extraArgs: ['--chunksize=4096'] },
+  );
+  const plain = buildLayer(work, 'over-chunked', { b: { type: 'file', size: 7 }, 'd/c': { type: 'file', size: 4097 } });
+  for (const layers of [[chunked, plain], [plain, chunked]]) {
+    const views = await threeViews(layers, work, 'chunked');
+    assert.equal(views.multiDevice, views.overlay);
+    assert.equal(views.flat, views.overlay);
+  }
+});
+
 test('130 small layers: three identical listings', async () => {
   const layers = buildManyLayers(work, 130);
   const views = await threeViews(layers, work, 'many');

@@ -97,10 +97,15 @@ test(`fuzz: ${ITERATIONS} mutated layer sets never crash or hang the merge, and 
         { inlineData: true, fixedTime: 1700000000 },
       ),
     ];
+    const chunked = [
+      buildLayer(work, 'fz3', { 'd/a': { type: 'file', size: 20000 }, zeros: { type: 'file', content: Buffer.alloc(30000) } }, { extraArgs: ['--chunksize=4096'] }),
+      buildLayer(work, 'fz4', { 'd/b': { type: 'file', size: 4097 }, zeros: { type: 'whiteout' } }),
+    ];
     const sets = [
       { name: 'basic', layers: [1, 2, 3, 4].map((i) => fixture('basic', `layer${i}.erofs`)) },
       { name: 'taridx', layers: [1, 2, 3, 4].map((i) => fixture('taridx', `layer${i}.erofs`)) },
       { name: 'mkfs-1.5', layers: small },
+      { name: 'mkfs-1.5-chunked', layers: chunked },
     ];
     const done = await runWorker({ sets, iterations: ITERATIONS, seed: SEED, outDir: work, keepEvery: 4, keepMax: 20 });
     const refusals = Object.values(done.refused).reduce((a, b) => a + b, 0);

@@ -4,6 +4,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fixture } from '../support/fixtures';
@@ -63,6 +64,15 @@ test('a truncated layer (superblock says more blocks than the file has)', () => 
 test('compressed layers are recognised and refused with the reason', () => {
   const lz4 = buildLayer(work, 'lz4', { big: { type: 'file', content: 'compress me '.repeat(20000) } }, { extraArgs: ['-zlz4'] });
   refusal([{ path: lz4 }], 'compressed-layout', /compressed layout COMPRESSED_(FULL|COMPACT).*cannot be merged/);
+});
+
+test('a layer whose data lives on another device (mkfs.erofs --blobdev) is refused', () => {
+  const dir = path.join(work, 'blobdev.d');
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, 'f'), Buffer.alloc(9000, 7));
+  const image = path.join(work, 'blobdev.erofs');
+  execFileSync('mkfs.erofs', ['--quiet', '--chunksize=4096', `--blobdev=${path.join(work, 'blob.img')}`, image, dir]);
+  refusal([{ path: image }], 'external-device', /not inside the image file/);
 });
 
 test('overlay redirects, metacopy and xattr-whiteout directories are refused, not silently flattened', () => {

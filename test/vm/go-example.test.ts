@@ -30,7 +30,7 @@ describe('go-shim-compat.md Go example', { timeout: VM_TEST_TIMEOUT_MS, skip: ha
     const src = path.join(dir, 'src');
     fs.mkdirSync(src);
     fs.copyFileSync(path.join(repoRoot, 'hack', 'vm', 'go-example', 'main.go'), path.join(src, 'main.go'));
-    fs.writeFileSync(path.join(src, 'go.mod'), 'module example.com/vmdkmount\n\ngo 1.18\n');
+    fs.copyFileSync(path.join(repoRoot, 'hack', 'vm', 'go-example', 'go.mod'), path.join(src, 'go.mod'));
     binary = path.join(dir, 'vmdkmount');
     const env = { ...process.env, GOPATH: path.join(dir, 'gopath'), GOCACHE: path.join(dir, 'gocache'), GOPROXY: 'off', GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local' };
     execFileSync('go', ['vet', '.'], { cwd: src, env, stdio: ['ignore', 'pipe', 'pipe'] });

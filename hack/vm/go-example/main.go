@@ -7,7 +7,7 @@
 // (github.com/containerd/containerd/v2/core/mount.Mount, or api/types.Mount);
 // the fields are the same.
 //
-//	go run ./hack/vm/go-example -allow-dir /var/lib/erofs-vmdk < mounts.json
+//	(cd hack/vm/go-example && go run . -allow-dir /var/lib/erofs-vmdk) < mounts.json
 package main
 
 import (

@@ -109,6 +109,14 @@ function mapChunks(image: ReaderImage, inode: Inode): DataMap {
       if (device > image.extraDevices) {
         fail(image, inode, 'bad-device-id', `chunk ${i} is on device ${device}, but the image has ${image.extraDevices} extra devices`);
       }
+      if (device > 0 && !image.embeddedDevices[device - 1]) {
+        fail(
+          image,
+          inode,
+          'external-device',
+          `chunk ${i} is on device ${device} (tag ${JSON.stringify(image.slots[device - 1].tag)}), which is not inside the image file: a layer whose data lives on other devices cannot be merged`,
+        );
+      }
       flat = device === 0 ? lo : image.slots[device - 1].uniaddr + lo;
     } else {
       const lo = raw.readUInt32LE(i * 4);

@@ -46,6 +46,8 @@ export interface ReaderImage {
    * below this; it is the slot size the image gets in a merged device table.
    */
   extentBlocks: number;
+  /** Per extra device (index = device id - 1): its blocks lie inside this image file. */
+  embeddedDevices: boolean[];
 }
 
 function roundupPow2(n: number): number {
@@ -76,10 +78,12 @@ export function openReaderImage(path: string): ReaderImage {
     const fileBlocks = Math.floor(file.size / blockSize);
     const extraDevices = sb.hasDeviceTable ? sb.extraDevices : 0;
     let extentBlocks = sb.blocks;
-    for (const slot of header.slots.slice(0, extraDevices)) {
+    const embeddedDevices = header.slots.slice(0, extraDevices).map((slot) => {
       const end = slot.uniaddr + slot.blocks;
-      if (slot.uniaddr > 0 && end <= fileBlocks) extentBlocks = Math.max(extentBlocks, end);
-    }
+      const inside = slot.uniaddr > 0 && end <= fileBlocks;
+      if (inside) extentBlocks = Math.max(extentBlocks, end);
+      return inside;
+    });
     const image: ReaderImage = {
       path,
       file,
@@ -96,6 +100,7 @@ export function openReaderImage(path: string): ReaderImage {
       xattrFilterActive:
         (sb.featureCompat & FEATURE_COMPAT.XATTR_FILTER) !== 0 && file.read(1024 + 104, 1, 'xattr_filter_reserved')[0] === 0,
       extentBlocks,
+      embeddedDevices,
     };
     if (!file.contains(image.metaBase, 0)) {
       throw new ErofsFormatError('bad-meta-blkaddr', `${path}: meta_blkaddr ${sb.metaBlkAddr} lies outside the file`, path);

@@ -1,0 +1,3 @@
+module example.com/vmdkmount
+
+go 1.18
