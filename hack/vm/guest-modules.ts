@@ -73,7 +73,13 @@ function modinfo(data: Buffer, key: string): string[] {
 function dependsOf(data: Buffer, index: Map<string, string>): string[] {
   const hard = modinfo(data, 'depends').flatMap((v) => (v ? v.split(',') : []));
   const soft = modinfo(data, 'softdep').flatMap((v) => /^pre:\s*(.*?)(\s+post:.*)?$/.exec(v)?.[1].split(/\s+/) ?? []);
-  const softPresent = soft.map((d) => d.replace(/-/g, '_')).filter((d) => index.has(d));
+  // A soft dependency names a module alias (libcrc32c: "pre: crc32c"), and
+  // without modules.alias we cannot resolve aliases in general; crypto
+  // algorithms are provided by <name>_generic (or an arch variant), so try those.
+  const softPresent = soft
+    .map((d) => d.replace(/-/g, '_'))
+    .map((d) => [d, `${d}_generic`, `${d}_intel`].find((candidate) => index.has(candidate)))
+    .filter((d): d is string => d !== undefined);
   return [...hard.map((d) => d.replace(/-/g, '_')), ...softPresent];
 }
 

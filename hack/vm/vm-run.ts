@@ -212,16 +212,19 @@ export async function main(argv: string[]): Promise<number> {
   }
   const log = (line: string) => process.stderr.write(`${line}\n`);
   try {
-    const guest = prepareGuest(o.cacheDir, { flavour: o.flavour, refresh: o.refreshKernel, log });
+    const kernelOptions = { flavour: o.flavour, refresh: o.refreshKernel, log };
     if (o.fetchOnly) {
+      const guest = prepareGuest(o.cacheDir, kernelOptions);
       log(`vm-run: kernel ${guest.kernel.release} at ${guest.kernel.vmlinuz}; modules: ${guest.modules.map((m) => m.name).join(' ') || 'none'}`);
       return 0;
     }
+    // Validate first: a bad mount list fails fast, without touching the network or the cache.
     const plan = planGuest(await loadMounts(o), o.allowDirs);
     if (o.checkOnly) {
       process.stdout.write(describePlan(plan));
       return 0;
     }
+    const guest = prepareGuest(o.cacheDir, kernelOptions);
     if (o.verbose) log(describePlan(plan).trimEnd());
     ensureUpperImage(plan, log);
     const disks: QemuDisk[] = [{ file: plan.descriptor.path, format: 'vmdk', readOnly: true, serial: IMAGE_DISK_SERIAL }];

@@ -115,10 +115,13 @@ describe('SIGTERM / SIGINT', () => {
     const d = await startDaemon({ upstream: up });
     try {
       const img = await unpackFixture(d.client, { snapshotter: VM, caseDir: fixture('single') });
-      up.delayNext('Stat', 1500);
+      up.delayNext('Stat', 2500);
       const inflight = d.client.stat({ snapshotter: VM, key: img.top });
       await new Promise((r) => setTimeout(r, 300)); // the call is now waiting on the upstream
       const exit = d.stop('SIGTERM');
+      await new Promise((r) => setTimeout(r, 300));
+      // Shutdown has begun: new calls are refused while the in-flight one is still running.
+      await assert.rejects(d.client.stat({ snapshotter: VM, key: img.top }), (e: ServiceError) => e.code === status.UNAVAILABLE);
       const info = await inflight;
       assert.equal(info.name, img.top, 'the in-flight call completed');
       assert.deepEqual(await exit, { code: 0, signal: null });

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type ServiceError, status } from '@grpc/grpc-js';
+import { credentials, type ServiceError, status } from '@grpc/grpc-js';
+import { HealthCheckResponse_ServingStatus, HealthClient } from '../../api/gen/grpc/health/v1/health';
 import pino from 'pino';
 import type { CallContext, SnapshotInfo } from '../../src/backend/backend';
 import { type ErrorKind, SnapshotterError } from '../../src/errdefs';
@@ -155,5 +156,31 @@ describe('Snapshots gRPC server', () => {
 
   test('the socket is 0660', () => {
     assert.equal(fs.statSync(server.address).mode & 0o777, 0o660);
+  });
+});
+
+describe('grpc.health.v1', () => {
+  test('Watch streams SERVING, then NOT_SERVING when shutdown begins', async () => {
+    const dir = makeTempDir();
+    const server = await startSnapshotsServer({ address: path.join(dir, 'h.sock'), snapshotter: new ScriptedCore(), logger: pino({ level: 'silent' }) });
+    const health = new HealthClient(`unix:${server.address}`, credentials.createInsecure());
+    try {
+      const seen: string[] = [];
+      const ended = new Promise<void>((resolve) => {
+        const stream = health.watch({ service: '' });
+        stream.on('data', (r: { status: number }) => {
+          seen.push(HealthCheckResponse_ServingStatus[r.status]);
+          if (seen.length === 1) void server.shutdown(1000);
+        });
+        stream.on('error', () => resolve());
+        stream.on('end', () => resolve());
+      });
+      await ended;
+      assert.deepEqual(seen, ['SERVING', 'NOT_SERVING']);
+    } finally {
+      health.close();
+      await server.shutdown(100);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

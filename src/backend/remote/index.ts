@@ -92,9 +92,13 @@ export class RemoteBackend implements Backend {
     return this.callTimeoutMs > 0 ? { deadline: Date.now() + this.callTimeoutMs } : {};
   }
 
+  private isReady(): boolean {
+    return this.client.getChannel().getConnectivityState(false) === connectivityState.READY;
+  }
+
   private async unary<Req, Res>(method: Unary<Req, Res>, ctx: CallContext, req: Req): Promise<Res> {
     ctx.signal?.throwIfAborted();
-    await this.ready();
+    if (!this.isReady()) await this.ready(); // the common case costs no extra promise
     return new Promise<Res>((resolve, reject) => {
       const call = method.call(this.client, req, this.metadata(ctx), this.callOptions(), (err, res) => {
         ctx.signal?.removeEventListener('abort', onAbort);
@@ -143,7 +147,7 @@ export class RemoteBackend implements Backend {
 
   async *list(ctx: CallContext, filters: string[]): AsyncIterable<SnapshotInfo> {
     ctx.signal?.throwIfAborted();
-    await this.ready();
+    if (!this.isReady()) await this.ready();
     const stream: ClientReadableStream<ListSnapshotsResponse> = this.client.list({ snapshotter: this.name, filters }, this.metadata(ctx), this.callOptions());
     const onAbort = () => stream.cancel();
     ctx.signal?.addEventListener('abort', onAbort, { once: true });

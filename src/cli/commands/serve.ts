@@ -10,7 +10,8 @@ Serves containerd.services.snapshots.v1.Snapshots (and grpc.health.v1.Health) on
 unix socket for containerd's proxy_plugins. Flags override the config file, which
 overrides the defaults ("erofs-vmdk config default" prints them all).
 SIGTERM/SIGINT: stop accepting calls, let in-flight calls finish (bounded by
-shutdown_timeout_ms), exit 0. All state under --root is kept.
+shutdown_timeout_ms), exit 0; a second signal ends the process at once. All
+state under --root is kept.
 
 Options:
 ${CONFIG_FLAGS_USAGE}`;
