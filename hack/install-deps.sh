@@ -16,6 +16,7 @@ declare -A needed=(
   [containerd]=containerd
   [runc]=runc
   [python3]=python3
+  [go]=golang-go
   [xz]=xz-utils
   [debugfs]=e2fsprogs
 )
