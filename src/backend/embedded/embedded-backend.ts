@@ -283,8 +283,10 @@ export class EmbeddedBackend implements Backend {
   }
 
   private hasFsmeta(id: number): boolean {
+    // Called once per parent on every Mounts: throwIfNoEntry avoids building an
+    // exception for the usual answer (no fsmeta), which dominated deep images.
     try {
-      return fs.statSync(this.layout.fsmeta(id)).size > 0;
+      return (fs.statSync(this.layout.fsmeta(id), { throwIfNoEntry: false })?.size ?? 0) > 0;
     } catch {
       return false;
     }

@@ -114,6 +114,18 @@ export class MetadataStore {
     this.stmts = {
       byKey: this.db.prepare<[string], Row>(`${SELECT} WHERE s.key = ?`),
       byId: this.db.prepare<[number], Row>(`${SELECT} WHERE s.id = ?`),
+      // Every ancestor of a snapshot, nearest first, in one statement: Mounts
+      // of a deep image would otherwise cost one query per layer.
+      ancestors: this.db.prepare<[number], Row>(
+        `WITH RECURSIVE chain(id, depth) AS (
+           SELECT parent_id, 1 FROM snapshots WHERE id = ? AND parent_id IS NOT NULL
+           UNION ALL
+           SELECT s.parent_id, c.depth + 1 FROM snapshots s JOIN chain c ON s.id = c.id WHERE s.parent_id IS NOT NULL
+         )
+         SELECT s.id, s.key, s.parent_id, p.key AS parent_key, s.kind, s.labels, s.created_ms, s.updated_ms, s.size, s.inodes
+           FROM chain c JOIN snapshots s ON s.id = c.id LEFT JOIN snapshots p ON p.id = s.parent_id
+          ORDER BY c.depth`,
+      ),
       all: this.db.prepare<[], Row>(SELECT),
       insert: this.db.prepare(
         'INSERT INTO snapshots (key, parent_id, kind, labels, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?)',
@@ -163,13 +175,11 @@ export class MetadataStore {
 
   /** Ids of the parent chain, top (direct parent) first. */
   parentChain(record: SnapshotRecord): SnapshotRecord[] {
-    const chain: SnapshotRecord[] = [];
-    let parentId = record.parentId;
-    while (parentId !== null) {
-      const parent = this.getById(parentId);
-      if (!parent) throw failedPrecondition(`snapshot ${JSON.stringify(record.key)}: parent id ${parentId} is missing from the database`);
-      chain.push(parent);
-      parentId = parent.parentId;
+    const chain = this.stmts.ancestors.all(record.id).map(fromRow);
+    // The chain stops early when a parent row is missing: its child's parentId still points somewhere.
+    const last = chain.length > 0 ? chain[chain.length - 1] : record;
+    if (last.parentId !== null) {
+      throw failedPrecondition(`snapshot ${JSON.stringify(record.key)}: parent id ${last.parentId} is missing from the database`);
     }
     return chain;
   }
