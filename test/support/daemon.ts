@@ -248,6 +248,7 @@ export class TestDaemon {
   /** Starts the process and waits until grpc.health.v1 says SERVING. */
   async start(): Promise<void> {
     if (this.child) throw new Error('daemon already running');
+    // EROFS_VMDK_DAEMON_NODE_ARGS: extra node flags for the daemon child (e.g. --cpu-prof for hack/bench-mounts).
     const child = spawn(process.execPath, [...(process.env.EROFS_VMDK_DAEMON_NODE_ARGS ?? '').split(' ').filter(Boolean), cliPath, 'serve', '--config', this.configPath, ...(this.options.extraArgs ?? [])], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
