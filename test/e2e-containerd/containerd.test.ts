@@ -18,8 +18,8 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { haveContainerd, parseCtrMounts, startContainerd, type TestContainerd } from '../support/containerd';
-import { startDaemon, type TestDaemon } from '../support/daemon';
+import { parseCtrMounts, startDaemonWithContainerd, type TestContainerd } from '../support/containerd';
+import type { TestDaemon } from '../support/daemon';
 import { listFlatDescriptor, listTree } from '../support/kernel-mounts';
 import { buildOciArchive, busyboxLayer, file, tar, whiteout } from '../support/oci-image';
 
@@ -43,17 +43,14 @@ function snapshotDirs(d: TestDaemon): string[] {
 describe('real containerd end to end (embedded backend, legacy mount style)', () => {
   let d: TestDaemon;
   let c: TestContainerd;
+  let stop: (() => Promise<void>) | undefined;
 
   before(async () => {
-    const have = haveContainerd();
-    assert.ok(have.ok, `missing ${have.missing.join(', ')}: hack/install-deps.sh installs Debian's containerd and runc`);
-    d = await startDaemon({ backend: 'embedded', logLevel: 'info' });
-    c = await startContainerd({ snapshotterSocket: d.socket });
+    ({ daemon: d, containerd: c, close: stop } = await startDaemonWithContainerd());
   });
 
   after(async () => {
-    await c?.close();
-    await d?.close();
+    await stop?.();
   });
 
   test('runc runs a container from the erofs-vmdk-host snapshotter; image removal garbage-collects the snapshots', async () => {

@@ -20,8 +20,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { haveContainerd, parseCtrMounts, startContainerd, type TestContainerd } from '../support/containerd';
-import { startDaemon, type TestDaemon } from '../support/daemon';
+import { parseCtrMounts, startDaemonWithContainerd, type TestContainerd } from '../support/containerd';
+import type { TestDaemon } from '../support/daemon';
 import { listErofsImage, listFlatDescriptor, listOverlay, listTree } from '../support/kernel-mounts';
 import { buildOciArchive, dir, file, tar, type TarEntry, whiteout } from '../support/oci-image';
 import { EXPECT, extentFiles, listingPaths } from './three-layers';
@@ -110,17 +110,14 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 describe('native merge through the daemon (embedded backend, real containerd)', () => {
   let d: TestDaemon;
   let c: TestContainerd;
+  let stop: (() => Promise<void>) | undefined;
 
   before(async () => {
-    const have = haveContainerd();
-    assert.ok(have.ok, `missing ${have.missing.join(', ')}: hack/install-deps.sh installs Debian's containerd and runc`);
-    d = await startDaemon({ backend: 'embedded', logLevel: 'info' });
-    c = await startContainerd({ snapshotterSocket: d.socket });
+    ({ daemon: d, containerd: c, close: stop } = await startDaemonWithContainerd());
   });
 
   after(async () => {
-    await c?.close();
-    await d?.close();
+    await stop?.();
   });
 
   test('a container snapshot of a 3-layer image with a whiteout is one vmdk mount showing the merged tree', async () => {

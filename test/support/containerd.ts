@@ -20,7 +20,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { unmountUnder } from './daemon';
+import { startDaemon, type TestDaemon, unmountUnder } from './daemon';
 
 export interface ContainerdOptions {
   /** Socket of the proxy snapshotter (our daemon). */
@@ -171,6 +171,32 @@ export async function startContainerd(options: ContainerdOptions): Promise<TestC
     throw err;
   }
   return c;
+}
+
+/**
+ * The usual end-to-end arrangement: our daemon with the embedded backend and a
+ * private containerd whose proxy plugins point at it. A missing containerd or
+ * runc fails the caller (hack/install-deps.sh installs them), never skips it.
+ */
+export async function startDaemonWithContainerd(): Promise<{ daemon: TestDaemon; containerd: TestContainerd; close(): Promise<void> }> {
+  const have = haveContainerd();
+  if (!have.ok) throw new Error(`missing ${have.missing.join(', ')}: hack/install-deps.sh installs Debian's containerd and runc`);
+  const daemon = await startDaemon({ backend: 'embedded', logLevel: 'info' });
+  let containerd: TestContainerd;
+  try {
+    containerd = await startContainerd({ snapshotterSocket: daemon.socket });
+  } catch (err) {
+    await daemon.close();
+    throw err;
+  }
+  return {
+    daemon,
+    containerd,
+    async close() {
+      await containerd.close();
+      await daemon.close();
+    },
+  };
 }
 
 /** Parses `ctr snapshots mounts <target> <key>` output ("mount -t T SRC TARGET -o OPTS" lines). */
