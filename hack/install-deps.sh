@@ -11,7 +11,6 @@ declare -A needed=(
   [losetup]=mount
   [mkfs.ext4]=e2fsprogs
   [setfattr]=attr
-  [busybox]=busybox-static
   [cpio]=cpio
   [containerd]=containerd
   [runc]=runc
@@ -25,6 +24,14 @@ missing=()
 for cmd in "${!needed[@]}"; do
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/sbin/$cmd" ]; then
     missing+=("${needed[$cmd]}")
+  fi
+done
+
+# Packages needed by name, not only for a command: the VM initramfs needs a
+# STATIC busybox, and Debian's dynamic `busybox` package also provides the command.
+for pkg in busybox-static; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$pkg")
   fi
 done
 
