@@ -191,7 +191,11 @@ export class ProxySnapshotter implements ProxySnapshotterApi {
       built.release();
     }
     this.observer?.onRewrite('flat');
-    this.logger.info({
+    // Info when a descriptor was actually built or checked again; a warm cache
+    // hit (every later Mounts of a running container) only at debug, so the
+    // info log holds one line per rewrite rather than one per call.
+    const level = built.cached ? 'debug' : 'info';
+    this.logger[level]({
       key, profile: p.name, layers: built.layers, outcome: 'flat', source: plan.source, shape: plan.shape,
       repaired: built.repaired, merged: built.merged, cached: built.cached, descriptor: built.descriptor,
     }, 'mounts rewritten to a flat vmdk');

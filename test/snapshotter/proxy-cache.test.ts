@@ -43,7 +43,9 @@ describe('proxy core: warm-path cache', () => {
       const cached = h.logs.filter((l) => l.msg === 'mounts rewritten to a flat vmdk').map((l) => l.cached);
       assert.deepEqual(cached, [false, false], 'the vanished file forced a rebuild, not a cache hit');
       await h.proxy.mounts(NS, 'erofs-vmdk', key);
-      assert.equal(h.logs.filter((l) => l.msg === 'mounts rewritten to a flat vmdk').at(-1)?.cached, true);
+      const hit = h.logs.filter((l) => l.msg === 'mounts rewritten to a flat vmdk').at(-1);
+      assert.equal(hit?.cached, true);
+      assert.equal(hit?.level, 20, 'a cache hit is logged at debug; info holds one line per rewrite');
     } finally {
       await h.close();
     }
