@@ -3,8 +3,10 @@
  * snapshotter, for images of 1, 16 and 128 layers, warm and cold.
  *
  *   hack/bench-mounts [--iterations N] [--cold-iterations N] [--layers 1,16,128] [--backend remote,embedded,server]
+ *                     [--upstream process|in-process]
  *
- * Setup: the test upstream (test/support/upstream.ts, in this process) returns
+ * Setup: the test upstream (test/support/upstream.ts; by default in a child
+ * process of its own, see UpstreamMode) returns
  * containerd 2.x EROFS mounts (one erofs lower per layer, no fsmeta, so the
  * daemon merges the metadata natively); the daemon is the real
  * `erofs-vmdk serve` child process at its default log level, with
@@ -22,6 +24,7 @@
  *         Mounts rebuilds the merged fsmeta and the descriptor.
  * Prints figures only; it asserts nothing.
  */
+import { fork, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -33,7 +36,87 @@ import type { ProfiledSnapshotter } from '../src/snapshotter/snapshotter';
 import { SnapshotsTestClient, startDaemon, unpackFixture } from '../test/support/daemon';
 import { fixture } from '../test/support/fixtures';
 import { makeTempDir } from '../test/support/kernel-mounts';
-import { startUpstream } from '../test/support/upstream';
+import { startUpstream, type TestUpstream } from '../test/support/upstream';
+
+/**
+ * The test upstream the remote/embedded rows measure against. `process` (the
+ * default) runs it in a child process of its own, like a real snapshotter
+ * that containerd reaches over a unix socket. `in-process` runs it inside this
+ * benchmark process, where the "direct" call never leaves one event loop (no
+ * process switch, no cross-CPU wake-up), while the daemon's hop to the
+ * upstream lands in the same process as the client that is waiting for it:
+ * that makes the direct baseline cheaper than any real containerd ->
+ * snapshotter call, and so inflates the ratio.
+ */
+type UpstreamMode = 'process' | 'in-process';
+
+interface BenchUpstream {
+  address: string;
+  /** The upstream key of the most recent Prepare the upstream served. */
+  lastPrepareKey(): Promise<string>;
+  close(): Promise<void>;
+}
+
+const CHILD_ENV = 'EROFS_VMDK_BENCH_UPSTREAM_CHILD';
+
+function lastPrepareKeyOf(up: TestUpstream): string {
+  const call = [...up.calls].reverse().find((c) => c.rpc === 'Prepare');
+  if (!call) throw new Error('the upstream has served no Prepare');
+  return call.key;
+}
+
+async function startBenchUpstream(mode: UpstreamMode): Promise<BenchUpstream> {
+  if (mode === 'in-process') {
+    const up = await startUpstream();
+    return { address: up.address, lastPrepareKey: async () => lastPrepareKeyOf(up), close: () => up.close() };
+  }
+  const child: ChildProcess = fork(__filename, [], { env: { ...process.env, [CHILD_ENV]: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const next = () =>
+    new Promise<{ address?: string; key?: string; error?: string }>((resolve, reject) => {
+      const onExit = () => reject(new Error('the upstream child process exited'));
+      child.once('exit', onExit);
+      child.once('message', (m) => {
+        child.removeListener('exit', onExit);
+        resolve(m as { address?: string; key?: string; error?: string });
+      });
+    });
+  const hello = await next();
+  if (!hello.address) throw new Error(`upstream child: ${hello.error ?? 'no address'}`);
+  return {
+    address: hello.address,
+    lastPrepareKey: async () => {
+      const reply = next();
+      child.send({ op: 'lastPrepareKey' });
+      const r = await reply;
+      if (r.key === undefined) throw new Error(`upstream child: ${r.error ?? 'no key'}`);
+      return r.key;
+    },
+    close: async () => {
+      child.send({ op: 'close' });
+      await exited;
+    },
+  };
+}
+
+/** Child side of startBenchUpstream('process'). */
+async function serveUpstreamChild(): Promise<void> {
+  const up = await startUpstream();
+  process.on('message', (m: { op: string }) => {
+    if (m.op === 'lastPrepareKey') {
+      try {
+        process.send!({ key: lastPrepareKeyOf(up) });
+      } catch (err) {
+        process.send!({ error: (err as Error).message });
+      }
+    } else if (m.op === 'close') {
+      void up.close().then(() => process.disconnect());
+    }
+  });
+  // The benchmark died without saying goodbye: do not outlive it.
+  process.once('disconnect', () => void up.close().finally(() => process.exit(0)));
+  process.send!({ address: up.address });
+}
 
 interface Stats {
   p50: number;
@@ -129,35 +212,45 @@ async function main(): Promise<void> {
       'cold-iterations': { type: 'string', default: '30' },
       layers: { type: 'string', default: '1,16,128' },
       backend: { type: 'string', default: 'remote,embedded,server' },
+      upstream: { type: 'string', default: 'process' },
     },
   });
   const warmN = Number(values.iterations);
   const coldN = Number(values['cold-iterations']);
   const layerCounts = values.layers!.split(',').map(Number);
+  const upstreamMode = values.upstream as UpstreamMode;
+  if (upstreamMode !== 'process' && upstreamMode !== 'in-process') throw new Error(`--upstream: expected process or in-process, got ${values.upstream}`);
 
   const tmp = makeTempDir('erofs-vmdk-bench-');
   const rows: string[][] = [];
   for (const backend of values.backend!.split(',')) {
     if (backend === 'server') await benchServerLayer(tmp, layerCounts, warmN, rows);
-    else if (backend === 'remote' || backend === 'embedded') await benchBackend(backend, tmp, layerCounts, warmN, coldN, rows);
+    else if (backend === 'remote' || backend === 'embedded') await benchBackend(backend, upstreamMode, tmp, layerCounts, warmN, coldN, rows);
     else throw new Error(`--backend: unknown backend ${backend}`);
   }
   fs.rmSync(tmp, { recursive: true, force: true });
   const header = ['backend', 'layers', 'phase', 'calls', 'daemon p50', 'daemon p99', 'direct p50', 'direct p99', 'ratio p50', 'ratio p99'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => c.padStart(widths[i])).join('  ');
-  console.log(`Mounts latency, erofs-vmdk serve vs the test upstream directly; node ${process.version}`);
+  console.log(`Mounts latency, erofs-vmdk serve vs the test upstream directly (remote/embedded rows: upstream ${upstreamMode}); node ${process.version}`);
   console.log(line(header));
   for (const r of rows) console.log(line(r));
   console.log('targets: warm ratio p50 <= 1.3 and daemon p99 < 2 ms at 128 layers');
 }
 
-async function benchBackend(backend: 'remote' | 'embedded', tmp: string, layerCounts: number[], warmN: number, coldN: number, rows: string[][]): Promise<void> {
-  const up = await startUpstream();
-  const d =
-    backend === 'remote'
-      ? await startDaemon({ upstream: up, logLevel: 'info' })
-      : await startDaemon({ backend: 'embedded', logLevel: 'info', config: { embedded: { mount_style: 'manager' } } });
+async function benchBackend(backend: 'remote' | 'embedded', upstreamMode: UpstreamMode, tmp: string, layerCounts: number[], warmN: number, coldN: number, rows: string[][]): Promise<void> {
+  const up = await startBenchUpstream(upstreamMode);
+  let d;
+  try {
+    d =
+      backend === 'remote'
+        ? // startDaemon only reads the upstream's address (the remote backend's config).
+          await startDaemon({ upstream: { address: up.address } as TestUpstream, logLevel: 'info' })
+        : await startDaemon({ backend: 'embedded', logLevel: 'info', config: { embedded: { mount_style: 'manager' } } });
+  } catch (err) {
+    await up.close();
+    throw err;
+  }
   const direct = new SnapshotsTestClient(up.address);
   try {
     for (const n of layerCounts) {
@@ -171,7 +264,7 @@ async function benchBackend(backend: 'remote' | 'embedded', tmp: string, layerCo
       // The reference: the same image in the test upstream, answered directly.
       const reference = backend === 'remote' ? image : await unpackFixture(direct, { snapshotter: 'upstream', namespace: ns, caseDir, fsmeta: false });
       if (backend === 'embedded') await direct.prepare({ snapshotter: 'upstream', key, parent: reference.top }, { namespace: ns });
-      const upstreamKey = backend === 'remote' ? [...up.calls].reverse().find((c) => c.rpc === 'Prepare')!.key : key;
+      const upstreamKey = backend === 'remote' ? await up.lastPrepareKey() : key;
       const viaDaemon = () => d.client.mounts({ snapshotter: 'erofs-vmdk', key }, { namespace: ns });
       const viaUpstream = () => direct.mounts({ snapshotter: 'upstream', key: upstreamKey }, { namespace: ns });
 
@@ -196,7 +289,7 @@ async function benchBackend(backend: 'remote' | 'embedded', tmp: string, layerCo
   }
 }
 
-main().catch((err) => {
+(process.env[CHILD_ENV] === '1' ? serveUpstreamChild() : main()).catch((err) => {
   console.error(err);
   process.exitCode = 1;
 });

@@ -31,7 +31,7 @@ import { MAX_DESCRIPTOR_LINES, SECTOR_SIZE } from '../vmdk/descriptor';
 import { ErofsFormatError } from './errors';
 import { FEATURE_COMPAT, type DeviceSlot, type Superblock } from './superblock';
 import { writeSuperblockChecksum } from './checksum';
-import { checkImageHeader, readImage, readImageHead, readImageHeadFd, type ImageHeader, type ImageInput, type LayoutProblem } from './image';
+import { checkImageHeader, readImage, readImageHead, readImageHeadFd, OPEN_INPUT_FLAGS, type ImageHeader, type ImageInput, type LayoutProblem } from './image';
 
 export type { ImageInput, LayoutProblem } from './image';
 
@@ -384,11 +384,29 @@ export interface FlatDisk {
  * realpath + descriptor path rules; throws FlatLayoutError naming `given`.
  * (Regular-file-ness is checked by readImageHead's fstat, saving a syscall per layer.)
  */
+/**
+ * A resolved path as the text that goes into the descriptor. File names are
+ * bytes; one that is not valid UTF-8 would be decoded with U+FFFD replacement
+ * characters, and the descriptor would name a file that does not exist — or
+ * another file that happens to carry the replaced name. Undefined then.
+ */
+function utf8Path(bytes: Buffer): string | undefined {
+  const text = bytes.toString('utf8');
+  return Buffer.from(text, 'utf8').equals(bytes) ? text : undefined;
+}
+
+function notUtf8(given: string, role: string): FlatLayoutError {
+  return new FlatLayoutError([{ code: 'path-not-utf8', message: `${role}: ${JSON.stringify(given)} resolves to a path that is not valid UTF-8: cannot be written into a VMDK descriptor`, file: given }]);
+}
+
 export function resolveImagePath(given: string, role: string): string {
   let real: string;
   try {
-    real = fs.realpathSync.native(given); // one syscall, not an lstat per component
+    const resolved = utf8Path(fs.realpathSync.native(given, { encoding: 'buffer' })); // one syscall, not an lstat per component
+    if (resolved === undefined) throw notUtf8(given, role);
+    real = resolved;
   } catch (err) {
+    if (err instanceof FlatLayoutError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     const what = code === 'ENOENT' ? 'no such file' : `cannot resolve (${code ?? String(err)})`;
     throw new FlatLayoutError([{ code: code === 'ENOENT' ? 'missing-file' : 'unreadable-file', message: `${JSON.stringify(given)}: ${role}: ${what}`, file: given }]);
@@ -410,19 +428,21 @@ export function resolveImagePath(given: string, role: string): string {
 export function openResolvedImage(given: string, role: string): ImageInput {
   let fd: number;
   try {
-    fd = fs.openSync(given, 'r');
+    fd = fs.openSync(given, OPEN_INPUT_FLAGS); // never blocks on a FIFO (see OPEN_INPUT_FLAGS)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const what = code === 'ENOENT' ? 'no such file' : `cannot open (${code ?? String(err)})`;
     throw new FlatLayoutError([{ code: code === 'ENOENT' ? 'missing-file' : 'unreadable-file', message: `${JSON.stringify(given)}: ${role}: ${what}`, file: given }]);
   }
   try {
-    let real: string;
+    let bytes: Buffer;
     try {
-      real = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      bytes = fs.readlinkSync(`/proc/self/fd/${fd}`, { encoding: 'buffer' });
     } catch {
-      real = fs.realpathSync.native(given);
+      bytes = fs.realpathSync.native(given, { encoding: 'buffer' });
     }
+    const real = utf8Path(bytes);
+    if (real === undefined) throw notUtf8(given, role);
     const bad = extentPathProblem(real);
     if (bad) {
       const via = real === given ? '' : ` (resolved from ${JSON.stringify(given)})`;

@@ -72,8 +72,17 @@ export function readImageHeadFd(fd: number, file: string): ImageInput {
   return { file, size, head };
 }
 
+/**
+ * Flags for opening an input that should be a regular file. O_NONBLOCK: open(2)
+ * of a FIFO for reading otherwise blocks until a writer appears, which would
+ * hang the CLI and freeze the daemon's event loop (these opens are synchronous);
+ * with it the open returns at once and the fstat check refuses the FIFO. It
+ * changes nothing for regular files.
+ */
+export const OPEN_INPUT_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NONBLOCK;
+
 export function readImageHead(file: string): ImageInput {
-  const fd = fs.openSync(file, 'r');
+  const fd = fs.openSync(file, OPEN_INPUT_FLAGS);
   try {
     return readImageHeadFd(fd, file);
   } finally {

@@ -152,6 +152,7 @@ function collapsedView(ctx: PlanContext, index: number, original: Mount, renumbe
  * refused, because flattening part of the stack would change the tree.
  */
 function planLegacy(ctx: PlanContext, mounts: Mount[], env: RewriteEnv): RewritePlan {
+  if (mounts.length === 1 && mounts[0].type === 'bind') return planLegacyOneLayerView(ctx, mounts[0], env);
   if (mounts.length !== 1 || mounts[0].type !== 'overlay') return passthrough('no-erofs-lower');
   const overlay = mounts[0];
   if (overlay.options.some((o) => o.startsWith('lowerdir+=') || o.startsWith('datadir+='))) {
@@ -188,4 +189,26 @@ function planLegacy(ctx: PlanContext, mounts: Mount[], env: RewriteEnv): Rewrite
     before: [],
     after: [after],
   };
+}
+
+/**
+ * Legacy read-only view of exactly one layer: `{bind, <dir>/fs, [ro, rbind]}`
+ * (overlayfs needs two lowers without an upper). It is the layer's tree, so
+ * the vmdk mount of that one blob is the whole answer — the same as the
+ * manager shape `{erofs, layer.erofs, [ro, loop]}`. Without this, a VM runtime
+ * got a bind of a host directory for every single-layer view. A writable bind
+ * (parentless active snapshot) or a directory with no layer.erofs beside it is
+ * not a layer: passed through.
+ */
+function planLegacyOneLayerView(ctx: PlanContext, bind: Mount, env: RewriteEnv): RewritePlan {
+  if (!bind.options.includes('ro') || !bind.source.startsWith('/')) return passthrough('no-erofs-lower');
+  const blob = env.legacyLayerOf(bind.source);
+  if (blob === undefined) return passthrough('not-erofs-layers');
+  const other = bind.options.find((o) => o !== 'ro' && o !== 'rbind' && o !== 'bind');
+  if (other !== undefined) {
+    throw refuse(ctx, `read-only bind of layer ${JSON.stringify(bind.source)} has option ${JSON.stringify(other)} that the vmdk mount cannot express`);
+  }
+  if (bind.target !== '') throw refuse(ctx, `read-only bind of layer ${JSON.stringify(bind.source)} has a target (${JSON.stringify(bind.target)})`);
+  checkLayerPath(ctx, 'layer of the read-only bind', blob);
+  return { kind: 'flat', source: 'single', shape: 'legacy', layers: [blob], fsmetaLayers: 0, before: [], after: [] };
 }

@@ -22,7 +22,8 @@ export type MergeFn = (layers: MergeLayer[]) => Buffer;
 const MERGE_IDENTITY_VERSION = 'erofs-vmdk-merge-v1';
 
 export function layerIdentity(file: string): string {
-  const real = fs.realpathSync(file);
+  // .native: the kernel's resolution (symlinks before `..`); the JS version normalises `..` lexically.
+  const real = fs.realpathSync.native(file);
   const st = fs.statSync(real);
   return JSON.stringify([real, st.dev, st.ino, st.size, st.mtimeMs]);
 }

@@ -68,7 +68,17 @@ export function createProxySnapshotter(options: ProxyOptions): ProxySnapshotterA
 export const legacyLayerEnv: RewriteEnv = {
   legacyLayerOf(lowerdir: string): string | undefined {
     if (path.basename(lowerdir) !== 'fs') return undefined;
-    const blob = path.join(path.dirname(lowerdir), 'layer.erofs');
+    let dir = path.dirname(lowerdir);
+    if (path.normalize(dir) !== dir) {
+      // `..` after a symlink: the kernel resolves the symlink first, path.join
+      // would just drop the previous component and name another snapshot's blob.
+      try {
+        dir = fs.realpathSync.native(dir);
+      } catch {
+        return undefined;
+      }
+    }
+    const blob = path.join(dir, 'layer.erofs');
     const st = fs.statSync(blob, { throwIfNoEntry: false });
     return st && st.isFile() ? blob : undefined;
   },

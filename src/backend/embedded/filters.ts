@@ -17,6 +17,7 @@
  */
 import { invalidArgument } from '../../errdefs';
 import type { SnapshotInfo } from '../backend';
+import { compileLinearRegExp } from './linear-regexp';
 
 type Operator = 'present' | '==' | '!=' | '~=';
 
@@ -122,7 +123,7 @@ class FilterParser {
     const selector: Selector = { fieldpath, operator, value };
     if (operator === '~=') {
       try {
-        selector.regexp = new RegExp(value);
+        selector.regexp = compileLinearRegExp(value); // linear time: a filter must not be able to freeze the daemon
       } catch (err) {
         throw this.error(`bad regular expression ${JSON.stringify(value)}: ${(err as Error).message}`);
       }

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { describeImage, formatImageDescription, type ImageDescription } from '../../erofs/describe';
-import { readImageHead } from '../../erofs/image';
+import { OPEN_INPUT_FLAGS, readImageHead } from '../../erofs/image';
 import { EROFS_MAGIC } from '../../erofs/superblock';
 import { checkDescriptorFile, formatDescriptorReport, type DescriptorReport } from '../../vmdk/check-descriptor';
 import type { Command } from '../command';
@@ -23,8 +23,9 @@ Exit: 0 no findings; 1 findings; 2 a file is unreadable or neither kind.`;
 type Kind = 'erofs' | 'vmdk';
 
 function sniff(file: string): Kind {
-  const fd = fs.openSync(file, 'r');
+  const fd = fs.openSync(file, OPEN_INPUT_FLAGS); // a FIFO must be refused, not block the open
   try {
+    if (!fs.fstatSync(fd).isFile()) throw new Error('not a regular file');
     const head = Buffer.alloc(1028);
     const n = fs.readSync(fd, head, 0, head.length, 0);
     if (n >= 1028 && head.readUInt32LE(1024) === EROFS_MAGIC) return 'erofs';

@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../../atomic/write-file-atomic';
 import { MergeError, mergeLayersWithLayout, type MergeLayer } from '../../merge';
 import type { Command } from '../command';
 import { EXIT_ERROR, EXIT_OK } from '../command';
+import { inputOverwrittenBy, unreplaceableOutput } from '../output-guard';
 
 const USAGE = `Usage: erofs-vmdk merge --out FSMETA [--tag TAG]... [--json] LAYER.erofs...
 
@@ -77,7 +78,12 @@ export const mergeCommand: Command = {
       if (parsed.tags.length > 0) layer.tag = parsed.tags[i];
       return layer;
     });
-    if (layers.some((l) => l.path === out)) {
+    const unreplaceable = unreplaceableOutput(out);
+    if (unreplaceable !== undefined) {
+      process.stderr.write(`erofs-vmdk merge: --out ${out}: ${unreplaceable}\n`);
+      return EXIT_ERROR;
+    }
+    if (layers.some((l) => l.path === out) || inputOverwrittenBy(out, layers.map((l) => l.path)) !== undefined) {
       process.stderr.write(`erofs-vmdk merge: --out ${out} is also a layer\n`);
       return EXIT_ERROR;
     }

@@ -14,6 +14,7 @@ import { MergeError, mergeLayers } from '../../merge';
 import { VmdkError, renderDescriptor } from '../../vmdk';
 import type { Command } from '../command';
 import { EXIT_ERROR, EXIT_OK } from '../command';
+import { inputOverwrittenBy } from '../output-guard';
 
 const usage = `Usage:
   erofs-vmdk vmdk --fsmeta F --device L1 [--device L2 …] --out D.vmdk [options]
@@ -140,7 +141,7 @@ function report(o: Options, disk: FlatDisk, merged: Merged | undefined): string 
   return `${lines.join('\n')}\n`;
 }
 
-function checkOut(out: string): void {
+function checkOut(out: string, inputs: string[]): void {
   const dir = path.dirname(out);
   let st: fs.Stats;
   try {
@@ -150,6 +151,8 @@ function checkOut(out: string): void {
   }
   if (!st.isDirectory()) throw new UsageError(`--out ${out}: ${dir} is not a directory`);
   if (fs.existsSync(out) && !fs.statSync(out).isFile()) throw new UsageError(`--out ${out}: exists and is not a regular file`);
+  const clobbered = inputOverwrittenBy(out, inputs);
+  if (clobbered !== undefined) throw new UsageError(`--out ${out}: is the input ${JSON.stringify(clobbered)}; writing the descriptor would destroy it`);
 }
 
 export const vmdkCommand: Command = {
@@ -160,7 +163,7 @@ export const vmdkCommand: Command = {
     let merged: Merged | undefined;
     try {
       const o = parseOptions(argv);
-      checkOut(o.out);
+      checkOut(o.out, [...(o.fsmeta === undefined ? [] : [o.fsmeta]), ...o.devices, ...o.layers]);
       let input: { fsmeta?: string; layers: string[] };
       if (o.fsmeta !== undefined) input = { fsmeta: o.fsmeta, layers: o.devices };
       else if (o.layers.length === 1) input = { layers: o.layers };

@@ -34,7 +34,8 @@ export class ImageFile {
   }
 
   static open(path: string): ImageFile {
-    const fd = fs.openSync(path, fs.constants.O_RDONLY);
+    // O_NONBLOCK: a FIFO must be refused by the fstat below, not hang the open.
+    const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
     try {
       const st = fs.fstatSync(fd);
       // Layer blobs are files; a block device's fstat size is 0, so it could not be bounds-checked.
