@@ -25,7 +25,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { writeFileAtomic } from '../atomic/write-file-atomic';
 import type { DeviceLayout } from '../vmdk/lint';
-import { extentPathProblem } from '../vmdk/paths';
+import { contentAddressedPathProblem, extentPathProblem } from '../vmdk/paths';
 import type { Extent } from '../vmdk/descriptor';
 import { MAX_DESCRIPTOR_LINES, SECTOR_SIZE } from '../vmdk/descriptor';
 import { ErofsFormatError } from './errors';
@@ -350,7 +350,8 @@ export function repairFlatLayout(fsmetaIn: ImageInput | string, blobsIn: (ImageI
   return { path: target, bytes, written: true };
 }
 
-function sameFile(file: string, bytes: Uint8Array): boolean {
+/** True when `file` exists and holds exactly `bytes` (content-addressed files are trusted only after this). */
+export function sameFile(file: string, bytes: Uint8Array): boolean {
   try {
     const have = fs.readFileSync(file);
     return Buffer.compare(have, bytes) === 0;
@@ -381,10 +382,6 @@ export interface FlatDisk {
 }
 
 /**
- * realpath + descriptor path rules; throws FlatLayoutError naming `given`.
- * (Regular-file-ness is checked by readImageHead's fstat, saving a syscall per layer.)
- */
-/**
  * A resolved path as the text that goes into the descriptor. File names are
  * bytes; one that is not valid UTF-8 would be decoded with U+FFFD replacement
  * characters, and the descriptor would name a file that does not exist — or
@@ -395,21 +392,14 @@ function utf8Path(bytes: Buffer): string | undefined {
   return Buffer.from(text, 'utf8').equals(bytes) ? text : undefined;
 }
 
-function notUtf8(given: string, role: string): FlatLayoutError {
-  return new FlatLayoutError([{ code: 'path-not-utf8', message: `${role}: ${JSON.stringify(given)} resolves to a path that is not valid UTF-8: cannot be written into a VMDK descriptor`, file: given }]);
-}
-
-export function resolveImagePath(given: string, role: string): string {
-  let real: string;
-  try {
-    const resolved = utf8Path(fs.realpathSync.native(given, { encoding: 'buffer' })); // one syscall, not an lstat per component
-    if (resolved === undefined) throw notUtf8(given, role);
-    real = resolved;
-  } catch (err) {
-    if (err instanceof FlatLayoutError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    const what = code === 'ENOENT' ? 'no such file' : `cannot resolve (${code ?? String(err)})`;
-    throw new FlatLayoutError([{ code: code === 'ENOENT' ? 'missing-file' : 'unreadable-file', message: `${JSON.stringify(given)}: ${role}: ${what}`, file: given }]);
+/**
+ * The resolved path of `given` as descriptor text, checked against the
+ * descriptor path rules; throws FlatLayoutError naming `given`.
+ */
+function descriptorPath(given: string, resolved: Buffer, role: string): string {
+  const real = utf8Path(resolved);
+  if (real === undefined) {
+    throw new FlatLayoutError([{ code: 'path-not-utf8', message: `${role}: ${JSON.stringify(given)} resolves to a path that is not valid UTF-8: cannot be written into a VMDK descriptor`, file: given }]);
   }
   const bad = extentPathProblem(real);
   if (bad) {
@@ -417,6 +407,27 @@ export function resolveImagePath(given: string, role: string): string {
     throw new FlatLayoutError([{ code: bad.code, message: `${role}: ${bad.message}${via}: cannot be written into a VMDK descriptor`, file: given }]);
   }
   return real;
+}
+
+/** `given` could not be resolved or opened (`verb`): missing-file or unreadable-file. */
+function accessError(given: string, role: string, verb: string, err: unknown): FlatLayoutError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const what = code === 'ENOENT' ? 'no such file' : `cannot ${verb} (${code ?? String(err)})`;
+  return new FlatLayoutError([{ code: code === 'ENOENT' ? 'missing-file' : 'unreadable-file', message: `${JSON.stringify(given)}: ${role}: ${what}`, file: given }]);
+}
+
+/**
+ * realpath + descriptor path rules; throws FlatLayoutError naming `given`.
+ * (Regular-file-ness is checked by readImageHead's fstat, saving a syscall per layer.)
+ */
+export function resolveImagePath(given: string, role: string): string {
+  let resolved: Buffer;
+  try {
+    resolved = fs.realpathSync.native(given, { encoding: 'buffer' }); // one syscall, not an lstat per component
+  } catch (err) {
+    throw accessError(given, role, 'resolve', err);
+  }
+  return descriptorPath(given, resolved, role);
 }
 
 /**
@@ -430,9 +441,7 @@ export function openResolvedImage(given: string, role: string): ImageInput {
   try {
     fd = fs.openSync(given, OPEN_INPUT_FLAGS); // never blocks on a FIFO (see OPEN_INPUT_FLAGS)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const what = code === 'ENOENT' ? 'no such file' : `cannot open (${code ?? String(err)})`;
-    throw new FlatLayoutError([{ code: code === 'ENOENT' ? 'missing-file' : 'unreadable-file', message: `${JSON.stringify(given)}: ${role}: ${what}`, file: given }]);
+    throw accessError(given, role, 'open', err);
   }
   try {
     let bytes: Buffer;
@@ -441,14 +450,7 @@ export function openResolvedImage(given: string, role: string): ImageInput {
     } catch {
       bytes = fs.realpathSync.native(given, { encoding: 'buffer' });
     }
-    const real = utf8Path(bytes);
-    if (real === undefined) throw notUtf8(given, role);
-    const bad = extentPathProblem(real);
-    if (bad) {
-      const via = real === given ? '' : ` (resolved from ${JSON.stringify(given)})`;
-      throw new FlatLayoutError([{ code: bad.code, message: `${role}: ${bad.message}${via}: cannot be written into a VMDK descriptor`, file: given }]);
-    }
-    return readImageHeadFd(fd, real);
+    return readImageHeadFd(fd, descriptorPath(given, bytes, role));
   } catch (err) {
     if (err instanceof FlatLayoutError) throw err;
     if (err instanceof ErofsFormatError) throw new FlatLayoutError([{ code: err.code, message: `${role}: ${err.message}`, file: given }]);
@@ -461,7 +463,7 @@ export function openResolvedImage(given: string, role: string): ImageInput {
 
 /** The repaired copy's path goes into the descriptor: it must obey the same rules. */
 function checkRepairDir(dir: string): void {
-  const probe = extentPathProblem(path.join(dir, `${'0'.repeat(64)}.erofs`));
+  const probe = contentAddressedPathProblem(dir);
   if (probe) {
     throw new FlatLayoutError([{ code: probe.code, message: `repair dir ${JSON.stringify(dir)}: ${probe.message}: cannot be written into a VMDK descriptor`, file: dir }]);
   }

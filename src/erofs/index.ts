@@ -40,6 +40,7 @@ export {
   openResolvedImage,
   resolveImagePath,
   repairFlatLayout,
+  sameFile,
   repairedFsmetaBytes,
   validateFlatLayout,
   validateSingleImage,

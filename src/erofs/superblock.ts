@@ -120,6 +120,11 @@ function cString(bytes: Uint8Array): string {
 }
 
 /** Parses the superblock at byte 1024. `file` only names the input in error messages. */
+/** The EROFS magic at byte 1024: how a file is recognised as an image before any other check. */
+export function hasErofsMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= SUPERBLOCK_OFFSET + 4 && view(bytes).getUint32(SUPERBLOCK_OFFSET, true) === EROFS_MAGIC;
+}
+
 export function parseSuperblock(bytes: Uint8Array, file?: string): Superblock {
   if (bytes.length < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) {
     throw new ErofsFormatError(

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { removeLeftoverTempFiles, TEMP_PREFIX, writeFileAtomic } from '../atomic/write-file-atomic';
-import { extentPathProblem } from '../vmdk/paths';
+import { contentAddressedPathProblem } from '../vmdk/paths';
 import { ReferenceTable, type KeyReferences } from './references';
 
 export const DESCRIPTOR_DIR = 'vmdk';
@@ -53,7 +53,7 @@ function readIfExists(file: string): Buffer | undefined {
 
 /** Private fsmeta copies are descriptor extents: the root must obey the extent path rules. */
 function checkRootPath(root: string): void {
-  const probe = extentPathProblem(path.join(root, FSMETA_DIR, `${'0'.repeat(64)}.erofs`));
+  const probe = contentAddressedPathProblem(path.join(root, FSMETA_DIR));
   if (probe) throw new Error(`store root ${JSON.stringify(root)} cannot be used: its files go into VMDK descriptors, and ${probe.message}`);
 }
 

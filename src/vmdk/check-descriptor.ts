@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { declaredDeviceLayout, validateFlatLayout } from '../erofs/flat-layout';
 import { readImageHead, type ImageInput } from '../erofs/image';
-import { EROFS_MAGIC } from '../erofs/superblock';
+import { hasErofsMagic } from '../erofs/superblock';
 import { parseDescriptor, type ParsedDescriptor } from './descriptor';
 import { lintDescriptor, type LintFinding } from './lint';
 
@@ -17,9 +17,6 @@ export interface DescriptorReport {
   findings: LintFinding[];
 }
 
-function isErofs(image: ImageInput): boolean {
-  return image.head.length >= 1028 && Buffer.from(image.head.buffer, image.head.byteOffset).readUInt32LE(1024) === EROFS_MAGIC;
-}
 
 /** Distinct files in extent order (2 GiB split pieces of one file count once). */
 function filesInOrder(parsed: ParsedDescriptor): string[] {
@@ -38,7 +35,7 @@ function layoutFindings(parsed: ParsedDescriptor, baseDir: string): LintFinding[
   } catch {
     return []; // missing files are already findings of the lint
   }
-  if (!images.every(isErofs)) return [];
+  if (!images.every((image) => hasErofsMagic(image.head))) return [];
   const [fsmeta, ...blobs] = images;
   const report = validateFlatLayout(fsmeta, blobs);
   if (!report.superblock?.hasDeviceTable) return [];

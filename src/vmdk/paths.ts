@@ -47,3 +47,12 @@ export function extentPathProblem(p: string): PathProblem | undefined {
   }
   return undefined;
 }
+
+/**
+ * The problem a content-addressed file `<dir>/<sha256>.erofs` would have as an
+ * extent path (every such name has the same length and characters), so a
+ * directory can be refused before anything is built or written into it.
+ */
+export function contentAddressedPathProblem(dir: string): PathProblem | undefined {
+  return extentPathProblem(path.join(dir, `${'0'.repeat(64)}.erofs`));
+}

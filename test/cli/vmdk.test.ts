@@ -214,6 +214,24 @@ for (const c of ['basic', 'taridx']) {
   });
 }
 
+test('several --layer: a damaged merged fsmeta at its content-addressed name is rewritten, not trusted', async () => {
+  await withTempDir(async (dir) => {
+    const layers = layersOf('basic');
+    const out = path.join(dir, 'd.vmdk');
+    const state = path.join(dir, 'state');
+    const args = ['vmdk', ...layers.flatMap((l) => ['--layer', l]), '--out', out, '--state-dir', state, '--json'];
+    const first = runCli(args);
+    assert.equal(first.status, 0, first.stderr);
+    const fsmeta = JSON.parse(first.stdout).fsmeta as string;
+    const good = fs.readFileSync(fsmeta);
+    fs.truncateSync(fsmeta, 1000);
+    const second = runCli(args);
+    assert.equal(second.status, 0, second.stderr);
+    assert.deepEqual(fs.readFileSync(fsmeta), good);
+    assert.equal(await listFlatDescriptor(out), fs.readFileSync(fixture('basic', 'expected.tsv'), 'utf8'));
+  });
+});
+
 test('several --layer with a hostile name: refused before merging, nothing written', async () => {
   await withTempDir((dir) => {
     const bad = path.join(dir, 'in', 'lay"er.erofs');

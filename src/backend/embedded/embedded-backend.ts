@@ -329,18 +329,27 @@ export class EmbeddedBackend implements Backend {
 
   /** Post-commit steps, idempotent (start-up redoes them for every committed snapshot). */
   private async finishCommitted(id: number): Promise<void> {
+    this.clearCommittedDir(id, mountsUnder(this.layout.fs(id)).length > 0);
+    if (this.style === 'legacy') {
+      this.mountedLayers.delete(id);
+      await this.ensureLayersMounted([id]);
+    }
+  }
+
+  /**
+   * Files of committed snapshot `id` that only the commit needed: the
+   * converted upper contents in fs/ (unless something is mounted there; fs/
+   * itself stays as ownership source and legacy mount point), the block-mode
+   * writable layer and the conversion marker.
+   */
+  private clearCommittedDir(id: number, fsMounted: boolean): void {
     const fsDir = this.layout.fs(id);
-    if (mountsUnder(fsDir).length === 0) {
-      // Drop the converted upper contents; keep fs/ itself (ownership source, legacy mount point).
+    if (!fsMounted) {
       fs.mkdirSync(fsDir, { recursive: true, mode: 0o755 });
       for (const name of fs.readdirSync(fsDir)) fs.rmSync(path.join(fsDir, name), { recursive: true, force: true });
     }
     fs.rmSync(this.layout.rwlayer(id), { force: true });
     fs.rmSync(this.layout.converted(id), { force: true });
-    if (this.style === 'legacy') {
-      this.mountedLayers.delete(id);
-      await this.ensureLayersMounted([id]);
-    }
   }
 
   private deleteSnapshotDir(id: number): void {
@@ -413,16 +422,8 @@ export class EmbeddedBackend implements Backend {
         committed.push(record.id);
       }
     }
-    const mounted = new Set(mountPoints());
-    for (const id of committed) {
-      const fsDir = this.layout.fs(id);
-      if (!mounted.has(fsDir)) {
-        fs.mkdirSync(fsDir, { recursive: true, mode: 0o755 });
-        for (const name of fs.readdirSync(fsDir)) fs.rmSync(path.join(fsDir, name), { recursive: true, force: true });
-      }
-      fs.rmSync(this.layout.rwlayer(id), { force: true });
-      fs.rmSync(this.layout.converted(id), { force: true });
-    }
+    const mounted = new Set(mountPoints()); // one read of mountinfo for every committed snapshot
+    for (const id of committed) this.clearCommittedDir(id, mounted.has(this.layout.fs(id)));
     if (this.style === 'legacy' && committed.length > 0) {
       // One batch: a restart with many layers costs one python process, not one per layer.
       await this.ensureLayersMounted(committed);

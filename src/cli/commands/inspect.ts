@@ -7,10 +7,11 @@ import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { describeImage, formatImageDescription, type ImageDescription } from '../../erofs/describe';
 import { OPEN_INPUT_FLAGS, readImageHead } from '../../erofs/image';
-import { EROFS_MAGIC } from '../../erofs/superblock';
+import { hasErofsMagic } from '../../erofs/superblock';
 import { checkDescriptorFile, formatDescriptorReport, type DescriptorReport } from '../../vmdk/check-descriptor';
 import type { Command } from '../command';
 import { EXIT_ERROR, EXIT_FINDINGS, EXIT_OK } from '../command';
+import { oneLine } from '../one-line';
 
 const usage = `Usage: erofs-vmdk inspect [--json] FILE…
 
@@ -28,7 +29,7 @@ function sniff(file: string): Kind {
     if (!fs.fstatSync(fd).isFile()) throw new Error('not a regular file');
     const head = Buffer.alloc(1028);
     const n = fs.readSync(fd, head, 0, head.length, 0);
-    if (n >= 1028 && head.readUInt32LE(1024) === EROFS_MAGIC) return 'erofs';
+    if (hasErofsMagic(head.subarray(0, n))) return 'erofs';
     const text = head.subarray(0, n).toString('latin1');
     if (/^\uFEFF?#\s*Disk DescriptorFile/i.test(text) || file.endsWith('.vmdk')) return 'vmdk';
     if (n < 1028) throw new Error(`${n} bytes: too short for an EROFS image and not a VMDK descriptor`);
@@ -49,10 +50,6 @@ function inspectFile(file: string): Result {
     return { kind, report };
   }
   return { kind, report: checkDescriptorFile(file) };
-}
-
-function oneLine(message: string): string {
-  return message.replace(/\r/g, '\\r').replace(/\n/g, '\\n');
 }
 
 function toJson(r: Result): unknown {

@@ -9,12 +9,13 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../../atomic/write-file-atomic';
-import { ErofsFormatError, prepareFlatDisk, resolveImagePath, type FlatDisk } from '../../erofs';
+import { ErofsFormatError, prepareFlatDisk, resolveImagePath, sameFile, type FlatDisk } from '../../erofs';
 import { MergeError, mergeLayers } from '../../merge';
 import { VmdkError, renderDescriptor } from '../../vmdk';
 import type { Command } from '../command';
 import { EXIT_ERROR, EXIT_OK } from '../command';
-import { inputOverwrittenBy } from '../output-guard';
+import { oneLine } from '../one-line';
+import { inputOverwrittenBy, unreplaceableOutput } from '../output-guard';
 
 const usage = `Usage:
   erofs-vmdk vmdk --fsmeta F --device L1 [--device L2 …] --out D.vmdk [options]
@@ -48,11 +49,6 @@ interface Options {
 }
 
 class UsageError extends Error {}
-
-/** Messages must stay on one line even when they quote hostile file names. */
-function oneLine(message: string): string {
-  return message.replace(/\r/g, '\\r').replace(/\n/g, '\\n');
-}
 
 function parseOptions(argv: string[]): Options {
   const { values, positionals } = parseArgs({
@@ -107,7 +103,9 @@ function mergeIntoStateDir(layers: string[], stateDir: string): Merged {
   const target = path.join(stateDir, `${createHash('sha256').update(bytes).digest('hex')}.erofs`);
   const createdDir = !fs.existsSync(stateDir);
   fs.mkdirSync(stateDir, { recursive: true });
-  const created = !fs.existsSync(target);
+  // A file at the content-addressed name is reused only if it really holds
+  // these bytes: anything else there (truncated, replaced) is rewritten.
+  const created = !sameFile(target, bytes);
   if (created) writeFileAtomic(target, bytes);
   return { path: target, created, createdDir };
 }
@@ -150,7 +148,8 @@ function checkOut(out: string, inputs: string[]): void {
     throw new UsageError(`--out ${out}: directory ${dir} does not exist`);
   }
   if (!st.isDirectory()) throw new UsageError(`--out ${out}: ${dir} is not a directory`);
-  if (fs.existsSync(out) && !fs.statSync(out).isFile()) throw new UsageError(`--out ${out}: exists and is not a regular file`);
+  const unreplaceable = unreplaceableOutput(out);
+  if (unreplaceable !== undefined) throw new UsageError(`--out ${out}: ${unreplaceable}`);
   const clobbered = inputOverwrittenBy(out, inputs);
   if (clobbered !== undefined) throw new UsageError(`--out ${out}: is the input ${JSON.stringify(clobbered)}; writing the descriptor would destroy it`);
 }

@@ -8,8 +8,7 @@
  * table, as the kernel does for a single-device mount). Compressed layouts are
  * refused: their data cannot be referenced block for block.
  */
-import { ErofsFormatError } from '../errors';
-import { DATA_LAYOUT, layoutName, NULL_ADDR_32, type Inode } from './inode';
+import { DATA_LAYOUT, failInode, layoutName, NULL_ADDR_32, type Inode } from './inode';
 import type { ReaderImage } from './image';
 
 /** A hostile size could ask for billions of chunk entries; no real file needs this many. */
@@ -29,15 +28,11 @@ export type DataMap =
   /** CHUNK_BASED: chunk i starts at flat block `blocks[i]`, or is a hole when -1. */
   | { kind: 'chunks'; chunkBits: number; blocks: Float64Array };
 
-function fail(image: ReaderImage, inode: Inode, code: string, what: string): never {
-  throw new ErofsFormatError(code, `${image.path}: inode nid ${inode.nid}: ${what}`, image.path);
-}
-
 function checkRange(image: ReaderImage, inode: Inode, block: number, blocks: number, what: string): void {
   if (block + blocks > image.extentBlocks) {
-    fail(
+    failInode(
       image,
-      inode,
+      inode.nid,
       'data-out-of-bounds',
       `${what} blocks ${block}..${block + blocks} lie outside the image's ${image.extentBlocks} blocks`,
     );
@@ -48,13 +43,13 @@ function checkRange(image: ReaderImage, inode: Inode, block: number, blocks: num
 export function mapData(image: ReaderImage, inode: Inode): DataMap {
   const { layout, size } = inode;
   if (layout === DATA_LAYOUT.COMPRESSED_FULL || layout === DATA_LAYOUT.COMPRESSED_COMPACT) {
-    fail(image, inode, 'compressed-layout', `uses the compressed layout ${layoutName(layout)}; compressed layers cannot be merged (their data cannot be referenced block for block)`);
+    failInode(image, inode.nid, 'compressed-layout', `uses the compressed layout ${layoutName(layout)}; compressed layers cannot be merged (their data cannot be referenced block for block)`);
   }
   if (size === 0) return { kind: 'empty' };
   const bs = image.blockSize;
   const nblocks = Math.ceil(size / bs);
   if (layout === DATA_LAYOUT.FLAT_PLAIN) {
-    if (inode.startBlock === null) fail(image, inode, 'unmapped-data', `FLAT_PLAIN data of ${size} bytes has no start block`);
+    if (inode.startBlock === null) failInode(image, inode.nid, 'unmapped-data', `FLAT_PLAIN data of ${size} bytes has no start block`);
     checkRange(image, inode, inode.startBlock, nblocks, 'data');
     return { kind: 'extent', block: inode.startBlock, blocks: nblocks };
   }
@@ -63,15 +58,15 @@ export function mapData(image: ReaderImage, inode: Inode): DataMap {
     const tailLength = size - fullBlocks * bs;
     let block = 0;
     if (fullBlocks > 0) {
-      if (inode.startBlock === null) fail(image, inode, 'unmapped-data', `FLAT_INLINE data of ${size} bytes has no start block`);
+      if (inode.startBlock === null) failInode(image, inode.nid, 'unmapped-data', `FLAT_INLINE data of ${size} bytes has no start block`);
       block = inode.startBlock;
       checkRange(image, inode, block, fullBlocks, 'data');
     }
     if ((inode.dataOffset % bs) + tailLength > bs) {
-      fail(image, inode, 'inline-data-across-blocks', `inline tail of ${tailLength} bytes at byte ${inode.dataOffset} crosses a block boundary`);
+      failInode(image, inode.nid, 'inline-data-across-blocks', `inline tail of ${tailLength} bytes at byte ${inode.dataOffset} crosses a block boundary`);
     }
     if (!image.file.contains(inode.dataOffset, tailLength)) {
-      fail(image, inode, 'out-of-bounds', `inline tail at byte ${inode.dataOffset} runs past the end of the file`);
+      failInode(image, inode.nid, 'out-of-bounds', `inline tail at byte ${inode.dataOffset} runs past the end of the file`);
     }
     return { kind: 'inline', block, fullBlocks, tailOffset: inode.dataOffset, tailLength };
   }
@@ -80,18 +75,18 @@ export function mapData(image: ReaderImage, inode: Inode): DataMap {
 
 function mapChunks(image: ReaderImage, inode: Inode): DataMap {
   const format = inode.rawU & 0xffff;
-  if (format & ~0x7f) fail(image, inode, 'unsupported-chunk-format', `chunk format 0x${format.toString(16)} has unknown bits`);
-  if (format & CHUNK_FORMAT_48BIT) fail(image, inode, 'unsupported-chunk-format', '48-bit chunk indexes are not supported');
+  if (format & ~0x7f) failInode(image, inode.nid, 'unsupported-chunk-format', `chunk format 0x${format.toString(16)} has unknown bits`);
+  if (format & CHUNK_FORMAT_48BIT) failInode(image, inode.nid, 'unsupported-chunk-format', '48-bit chunk indexes are not supported');
   const bs = image.blockSize;
   const chunkBits = image.blockBits + (format & CHUNK_FORMAT_BLKBITS_MASK);
   const chunkSize = 2 ** chunkBits;
   const count = Math.ceil(inode.size / chunkSize);
-  if (count > MAX_CHUNKS_PER_FILE) fail(image, inode, 'too-many-chunks', `${count} chunks (at most ${MAX_CHUNKS_PER_FILE} are supported)`);
+  if (count > MAX_CHUNKS_PER_FILE) failInode(image, inode.nid, 'too-many-chunks', `${count} chunks (at most ${MAX_CHUNKS_PER_FILE} are supported)`);
   const indexes = (format & CHUNK_FORMAT_INDEXES) !== 0;
   const unit = indexes ? 8 : 4;
   const start = Math.ceil(inode.dataOffset / unit) * unit;
   if (!image.file.contains(start, count * unit)) {
-    fail(image, inode, 'out-of-bounds', `${count} chunk entries at byte ${start} run past the end of the file`);
+    failInode(image, inode.nid, 'out-of-bounds', `${count} chunk entries at byte ${start} run past the end of the file`);
   }
   const raw = image.file.read(start, count * unit, `chunk entries of nid ${inode.nid}`);
   const blocks = new Float64Array(count);
@@ -107,12 +102,12 @@ function mapChunks(image: ReaderImage, inode: Inode): DataMap {
       }
       const device = raw.readUInt16LE(i * 8 + 2) & image.deviceIdMask;
       if (device > image.extraDevices) {
-        fail(image, inode, 'bad-device-id', `chunk ${i} is on device ${device}, but the image has ${image.extraDevices} extra devices`);
+        failInode(image, inode.nid, 'bad-device-id', `chunk ${i} is on device ${device}, but the image has ${image.extraDevices} extra devices`);
       }
       if (device > 0 && !image.embeddedDevices[device - 1]) {
-        fail(
+        failInode(
           image,
-          inode,
+          inode.nid,
           'external-device',
           `chunk ${i} is on device ${device} (tag ${JSON.stringify(image.slots[device - 1].tag)}), which is not inside the image file: a layer whose data lives on other devices cannot be merged`,
         );

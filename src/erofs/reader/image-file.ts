@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import { ErofsFormatError } from '../errors';
+import { OPEN_INPUT_FLAGS } from '../image';
 
 const PAGE_BITS = 14;
 const PAGE_SIZE = 1 << PAGE_BITS;
@@ -34,8 +35,7 @@ export class ImageFile {
   }
 
   static open(path: string): ImageFile {
-    // O_NONBLOCK: a FIFO must be refused by the fstat below, not hang the open.
-    const fd = fs.openSync(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    const fd = fs.openSync(path, OPEN_INPUT_FLAGS); // a FIFO must be refused by the fstat below, not hang the open
     try {
       const st = fs.fstatSync(fd);
       // Layer blobs are files; a block device's fstat size is 0, so it could not be bounds-checked.

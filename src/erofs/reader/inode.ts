@@ -75,15 +75,16 @@ export function decodeRdev(v: number): { major: number; minor: number } {
   return { major: (v >>> 8) & 0xfff, minor: (v & 0xff) | ((v >>> 12) & 0xfff00) };
 }
 
-function fail(image: ReaderImage, nid: number, code: string, what: string): never {
+/** Throws the ErofsFormatError `code` naming the image and inode `nid` (shared by the inode, data and xattr readers). */
+export function failInode(image: ReaderImage, nid: number, code: string, what: string): never {
   throw new ErofsFormatError(code, `${image.path}: inode nid ${nid}: ${what}`, image.path);
 }
 
 /** Reads and validates the inode `nid`. */
 export function readInode(image: ReaderImage, nid: number): Inode {
-  if (!Number.isSafeInteger(nid) || nid < 0) fail(image, nid, 'bad-nid', 'nid out of range');
+  if (!Number.isSafeInteger(nid) || nid < 0) failInode(image, nid, 'bad-nid', 'nid out of range');
   const offset = image.metaBase + nid * 32;
-  if (!Number.isSafeInteger(offset)) fail(image, nid, 'bad-nid', 'nid out of range');
+  if (!Number.isSafeInteger(offset)) failInode(image, nid, 'bad-nid', 'nid out of range');
   const file = image.file;
   let o = file.locate(offset, 32, 'inode');
   const format = file.located.readUInt16LE(o);
@@ -91,14 +92,14 @@ export function readInode(image: ReaderImage, nid: number): Inode {
   const inodeSize = compact ? 32 : 64;
   if (!compact) o = file.locate(offset, 64, 'inode');
   const raw = file.located;
-  if (format & ~0x1f) fail(image, nid, 'unsupported-inode-format', `i_format 0x${format.toString(16)} has unknown bits`);
+  if (format & ~0x1f) failInode(image, nid, 'unsupported-inode-format', `i_format 0x${format.toString(16)} has unknown bits`);
   const layout = (format >> 1) & 7;
-  if (layout > DATA_LAYOUT.CHUNK_BASED) fail(image, nid, 'unsupported-inode-format', `unknown data layout ${layout}`);
+  if (layout > DATA_LAYOUT.CHUNK_BASED) failInode(image, nid, 'unsupported-inode-format', `unknown data layout ${layout}`);
   const icount = raw.readUInt16LE(o + 2);
   const xattrSize = icount === 0 ? 0 : 12 + 4 * (icount - 1);
   const mode = raw.readUInt16LE(o + 4);
   const type = TYPE_BY_FMT[mode & S_IFMT];
-  if (type === undefined) fail(image, nid, 'bad-inode-mode', `bogus i_mode 0${mode.toString(8)}`);
+  if (type === undefined) failInode(image, nid, 'bad-inode-mode', `bogus i_mode 0${mode.toString(8)}`);
   const nb = raw.readUInt16LE(o + 6);
   const rawU = raw.readUInt32LE(o + 16);
   const bit4 = (format & 0x10) !== 0;
@@ -126,8 +127,8 @@ export function readInode(image: ReaderImage, nid: number): Inode {
   } else {
     const sizeLo = raw.readUInt32LE(o + 8);
     const sizeHi = raw.readUInt32LE(o + 12);
-    if (sizeHi >= 0x80000000) fail(image, nid, 'bad-inode-size', 'negative i_size');
-    if (sizeHi >= 0x200000) fail(image, nid, 'file-too-large', `i_size of ${sizeHi} * 2^32 bytes is beyond what is supported`);
+    if (sizeHi >= 0x80000000) failInode(image, nid, 'bad-inode-size', 'negative i_size');
+    if (sizeHi >= 0x200000) failInode(image, nid, 'file-too-large', `i_size of ${sizeHi} * 2^32 bytes is beyond what is supported`);
     size = sizeHi * 2 ** 32 + sizeLo;
     uid = raw.readUInt32LE(o + 24);
     gid = raw.readUInt32LE(o + 28);
@@ -147,7 +148,7 @@ export function readInode(image: ReaderImage, nid: number): Inode {
   const rdev = type === 'chr' || type === 'blk' ? rawU : 0;
   const dataOffset = offset + inodeSize + xattrSize;
   if (!file.contains(offset, inodeSize + xattrSize)) {
-    fail(image, nid, 'out-of-bounds', `inode and its ${xattrSize}-byte xattr area run past the end of the file`);
+    failInode(image, nid, 'out-of-bounds', `inode and its ${xattrSize}-byte xattr area run past the end of the file`);
   }
   return {
     nid,

@@ -8,8 +8,7 @@
  * mounted layer exposes. Long-prefix names are re-expressed with their short
  * base prefix, so a writer only ever needs short indexes.
  */
-import { ErofsFormatError } from '../errors';
-import type { Inode } from './inode';
+import { failInode, type Inode } from './inode';
 import type { ReaderImage } from './image';
 
 export const XATTR_PREFIXES: Record<number, string> = {
@@ -32,10 +31,6 @@ export interface Xattr {
 
 const ENTRY_HEADER = 4;
 
-function fail(image: ReaderImage, inode: Inode, code: string, what: string): never {
-  throw new ErofsFormatError(code, `${image.path}: inode nid ${inode.nid}: ${what}`, image.path);
-}
-
 function align4(n: number): number {
   return (n + 3) & ~3;
 }
@@ -48,7 +43,7 @@ function readEntry(image: ReaderImage, inode: Inode, pos: number, limit: number 
   const valueSize = head.readUInt16LE(2);
   const size = align4(ENTRY_HEADER + nameLen + valueSize);
   if (limit !== null && size > limit) {
-    fail(image, inode, 'bad-xattr', `xattr entry of ${size} bytes overruns the ${limit} bytes left in the inline area`);
+    failInode(image, inode.nid, 'bad-xattr', `xattr entry of ${size} bytes overruns the ${limit} bytes left in the inline area`);
   }
   const body = image.file.read(pos + ENTRY_HEADER, nameLen + valueSize, `xattr entry of nid ${inode.nid}`);
   let index = nameIndex;
@@ -59,7 +54,7 @@ function readEntry(image: ReaderImage, inode: Inode, pos: number, limit: number 
     index = prefix.baseIndex;
     suffix = Buffer.concat([prefix.infix, suffix]);
     if (suffix.length > 255) {
-      fail(image, inode, 'unsupported-xattr', `xattr name with a long prefix is ${suffix.length} bytes after its short prefix (at most 255 can be written)`);
+      failInode(image, inode.nid, 'unsupported-xattr', `xattr name with a long prefix is ${suffix.length} bytes after its short prefix (at most 255 can be written)`);
     }
   }
   const prefixName = XATTR_PREFIXES[index];
@@ -83,14 +78,14 @@ export function readXattrs(image: ReaderImage, inode: Inode): Xattr[] {
   if (inode.xattrSize === 0) return [];
   if (inode.xattrSize === 12) {
     // The kernel answers every xattr call on such an inode with EOPNOTSUPP.
-    fail(image, inode, 'bad-xattr', 'xattr area of exactly 12 bytes (i_xattr_icount 1) is not readable by the kernel');
+    failInode(image, inode.nid, 'bad-xattr', 'xattr area of exactly 12 bytes (i_xattr_icount 1) is not readable by the kernel');
   }
   const base = inode.offset + inode.inodeSize;
   const header = image.file.read(base, 12, `xattr header of nid ${inode.nid}`);
   const sharedCount = header[4];
   const sharedEnd = 12 + 4 * sharedCount;
   if (sharedEnd > inode.xattrSize) {
-    fail(image, inode, 'bad-xattr', `${sharedCount} shared xattr ids do not fit in the ${inode.xattrSize}-byte xattr area`);
+    failInode(image, inode.nid, 'bad-xattr', `${sharedCount} shared xattr ids do not fit in the ${inode.xattrSize}-byte xattr area`);
   }
   const out: Xattr[] = [];
   let pos = sharedEnd;
