@@ -31,7 +31,7 @@ import { MAX_DESCRIPTOR_LINES, SECTOR_SIZE } from '../vmdk/descriptor';
 import { ErofsFormatError } from './errors';
 import { FEATURE_COMPAT, type DeviceSlot, type Superblock } from './superblock';
 import { writeSuperblockChecksum } from './checksum';
-import { checkImageHeader, readImage, readImageHead, readImageHeadFd, OPEN_INPUT_FLAGS, type ImageHeader, type ImageInput, type LayoutProblem } from './image';
+import { checkImageHeader, problem, readImage, readImageHead, readImageHeadFd, OPEN_INPUT_FLAGS, type ImageHeader, type ImageInput, type LayoutProblem } from './image';
 
 export type { ImageInput, LayoutProblem } from './image';
 
@@ -81,10 +81,6 @@ export interface FlatLayoutReport {
   repairable: boolean;
   superblock?: Superblock;
   slots: DeviceSlot[];
-}
-
-function problem(code: string, file: string, message: string): LayoutProblem {
-  return { code, message: `${file}: ${message}`, file };
 }
 
 function toInput(x: ImageInput | string): ImageInput | LayoutProblem {

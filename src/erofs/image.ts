@@ -105,7 +105,8 @@ export interface ImageHeader {
   fatal: boolean;
 }
 
-function problem(code: string, message: string, file: string): LayoutProblem {
+/** One finding about one file; the message starts with the file so it reads alone on a line. */
+export function problem(code: string, file: string, message: string): LayoutProblem {
   return { code, message: `${file}: ${message}`, file };
 }
 
@@ -131,24 +132,24 @@ export function checkImageHeader(image: ImageInput): ImageHeader {
   if ((sb.featureCompat & FEATURE_COMPAT.SB_CHKSUM) !== 0) {
     const end = checksumWindowEnd(sb.blockSize);
     if (image.head.length < end) {
-      p.push(problem('checksum-window-truncated', `${image.size} bytes, but the superblock checksum covers bytes ${SUPERBLOCK_OFFSET}..${end}: cannot verify it`, file));
+      p.push(problem('checksum-window-truncated', file, `${image.size} bytes, but the superblock checksum covers bytes ${SUPERBLOCK_OFFSET}..${end}: cannot verify it`));
     } else {
       const computed = computeSuperblockChecksum(image.head, sb.blockSize);
       if (computed !== sb.checksum) {
-        p.push(problem('bad-checksum', `superblock checksum 0x${hex(sb.checksum)} does not match the content (0x${hex(computed)})`, file));
+        p.push(problem('bad-checksum', file, `superblock checksum 0x${hex(sb.checksum)} does not match the content (0x${hex(computed)})`));
       }
     }
   }
-  if (sb.dirBlkBits !== 0) p.push(problem('bad-dirblkbits', `dirblkbits ${sb.dirBlkBits}, must be 0`, file));
+  if (sb.dirBlkBits !== 0) p.push(problem('bad-dirblkbits', file, `dirblkbits ${sb.dirBlkBits}, must be 0`));
   const refused = sb.featureIncompat & (FEATURE_INCOMPAT.BLOCKS_48BIT | FEATURE_INCOMPAT.METABOX);
   if (refused) {
     const names = [refused & FEATURE_INCOMPAT.BLOCKS_48BIT ? '48BIT' : '', refused & FEATURE_INCOMPAT.METABOX ? 'METABOX' : ''].filter(Boolean);
-    p.push(problem('unsupported-feature', `incompat feature ${names.join('+')} (0x${hex(sb.featureIncompat)}) is not supported`, file));
+    p.push(problem('unsupported-feature', file, `incompat feature ${names.join('+')} (0x${hex(sb.featureIncompat)}) is not supported`));
   }
   const unknown = (sb.featureIncompat & ~KNOWN_INCOMPAT_MASK) >>> 0;
-  if (unknown) p.push(problem('unknown-feature', `unknown incompat feature bits 0x${hex(unknown)}`, file));
+  if (unknown) p.push(problem('unknown-feature', file, `unknown incompat feature bits 0x${hex(unknown)}`));
   if (sb.blocks * sb.blockSize > image.size) {
-    p.push(problem('file-short', `${image.size} bytes, but the superblock says ${sb.blocks} blocks of ${sb.blockSize} (${sb.blocks * sb.blockSize} bytes)`, file));
+    p.push(problem('file-short', file, `${image.size} bytes, but the superblock says ${sb.blocks} blocks of ${sb.blockSize} (${sb.blocks * sb.blockSize} bytes)`));
   }
   try {
     out.slots = parseDeviceTable(image.head, sb, file);
@@ -163,7 +164,7 @@ export function checkImageHeader(image: ImageInput): ImageHeader {
     const { start, end } = deviceTableRange(sb);
     const root = sb.metaBlkAddr * sb.blockSize + sb.rootNid * 32;
     if (root < end && root + 32 > start) {
-      p.push(problem('device-table-overlaps-metadata', `device table bytes ${start}..${end} overlap the root inode at byte ${root}`, file));
+      p.push(problem('device-table-overlaps-metadata', file, `device table bytes ${start}..${end} overlap the root inode at byte ${root}`));
     }
   }
   return out;

@@ -22,18 +22,8 @@ import {
 } from '../../src/erofs';
 import { describeImage } from '../../src/erofs/describe';
 import { fixture } from '../support/fixtures';
+import { mulberry32 } from '../support/prng';
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEEDS = [
   'basic/fsmeta.erofs',
@@ -142,7 +132,7 @@ function guarded(bytes: Uint8Array): Uint8Array {
 }
 
 test('fuzz: 6000 mutated superblocks/device tables only ever give ErofsFormatError, in bounds', () => {
-  const r = rng(0x5eed1e);
+  const r = mulberry32(0x5eed1e);
   let refused = 0;
   let clean = 0;
   let repairable = 0;

@@ -1,8 +1,10 @@
+import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import type { CallContext } from '../../src/backend/backend';
+import { SnapshotterError } from '../../src/errdefs';
 import { ProxySnapshotter, type RewriteOutcome } from '../../src/snapshotter/proxy';
 import type { FlatDiskDeps } from '../../src/snapshotter/flat-disk-builder';
 import { prepareFlatDisk } from '../../src/erofs/flat-layout';
@@ -82,4 +84,14 @@ export function caseLayers(caseName: string): string[] {
 
 export function nextKey(what = 'container'): string {
   return `default/${++seq}/${what}`;
+}
+
+/** assert.rejects predicate: a SnapshotterError of `kind` whose message matches `message`. */
+export function expectKind(kind: string, message?: RegExp) {
+  return (err: unknown) => {
+    assert.ok(err instanceof SnapshotterError, String(err));
+    assert.equal(err.kind, kind, err.message);
+    if (message) assert.match(err.message, message);
+    return true;
+  };
 }

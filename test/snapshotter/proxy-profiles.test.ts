@@ -1,20 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { SnapshotterError } from '../../src/errdefs';
 import type { SnapshotInfo } from '../../src/backend/backend';
 import { fixture } from '../support/fixtures';
 import { LAYER_LABEL } from './fake-backend';
-import { caseLayers, NS, nextKey, startHarness, unpack, type Harness } from './helpers';
+import { caseLayers, expectKind, NS, nextKey, startHarness, unpack, type Harness } from './helpers';
 
-function expectKind(kind: string, message?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SnapshotterError, String(err));
-    assert.equal(err.kind, kind, err.message);
-    if (message) assert.match(err.message, message);
-    return true;
-  };
-}
 
 async function list(h: Harness, profile: string, filters: string[] = []): Promise<SnapshotInfo[]> {
   const out: SnapshotInfo[] = [];

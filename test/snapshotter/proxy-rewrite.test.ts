@@ -2,24 +2,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SnapshotterError } from '../../src/errdefs';
 import { MergeError } from '../../src/merge';
 import type { Mount } from '../../src/mount';
 import { lintDescriptor, parseDescriptor } from '../../src/vmdk';
 import { fixture } from '../support/fixtures';
 import { listFlatDescriptor } from '../support/kernel-mounts';
-import { caseLayers, NS, nextKey, startHarness, unpack, type Harness } from './helpers';
+import { caseLayers, expectKind, NS, nextKey, startHarness, unpack, type Harness } from './helpers';
 
 const VMDK_OPTIONS = ['ro', 'X-vmdk.fs=erofs', 'X-vmdk.layout=flat'];
 
-function expectKind(kind: string, message?: RegExp) {
-  return (err: unknown) => {
-    assert.ok(err instanceof SnapshotterError, String(err));
-    assert.equal(err.kind, kind, err.message);
-    if (message) assert.match(err.message, message);
-    return true;
-  };
-}
 
 function descriptorOf(mounts: Mount[]): string {
   assert.equal(mounts[0].type, 'vmdk');

@@ -13,16 +13,8 @@ import * as fs from 'node:fs';
 import { describe, it, before, after } from 'node:test';
 import { startDaemon, unpackFixture, type TestDaemon } from '../support/daemon';
 import { fixture } from '../support/fixtures';
-import { vmRunJson, VM_TEST_TIMEOUT_MS } from './vm-harness';
+import { regularFiles, vmRunJson, VM_TEST_TIMEOUT_MS } from './vm-harness';
 
-function regularFiles(tsv: string): Map<string, string> {
-  const files = new Map<string, string>();
-  for (const line of tsv.split('\n')) {
-    const cols = line.split('\t');
-    if (cols[1] === 'f') files.set(cols[0], cols[6]);
-  }
-  return files;
-}
 
 describe('erofs-vmdk daemon (embedded backend) → vmdk mount → VM', { timeout: VM_TEST_TIMEOUT_MS }, () => {
   let d: TestDaemon;

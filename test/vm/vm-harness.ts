@@ -102,3 +102,13 @@ export function buildBusyboxImage(dir: string, extra: Record<string, string> = {
   fs.rmSync(tree, { recursive: true, force: true });
   return image;
 }
+
+/** path -> sha256 of every regular file in an erofs-listing.py TSV. */
+export function regularFiles(tsv: string): Map<string, string> {
+  const files = new Map<string, string>();
+  for (const line of tsv.split('\n')) {
+    const cols = line.split('\t');
+    if (cols[1] === 'f') files.set(cols[0], cols[6]);
+  }
+  return files;
+}

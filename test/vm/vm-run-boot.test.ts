@@ -14,6 +14,7 @@ import { makeTempDir } from '../support/kernel-mounts';
 import {
   buildBusyboxImage,
   overlayMount,
+  regularFiles,
   vmdkMount,
   vmRun,
   vmRunJson,
@@ -21,15 +22,6 @@ import {
   writeDescriptor,
 } from './vm-harness';
 
-/** path -> sha256 of every regular file in an erofs-listing.py TSV. */
-function regularFiles(tsv: string): Map<string, string> {
-  const files = new Map<string, string>();
-  for (const line of tsv.split('\n')) {
-    const cols = line.split('\t');
-    if (cols[1] === 'f') files.set(cols[0], cols[6]);
-  }
-  return files;
-}
 
 describe('vm-run boots the basic fixture from one flat vmdk disk', { timeout: VM_TEST_TIMEOUT_MS }, () => {
   let dir: string;

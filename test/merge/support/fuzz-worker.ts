@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { writeSuperblockChecksum } from '../../../src/erofs/checksum';
 import { MergeError, mergeLayers } from '../../../src/merge';
+import { mulberry32 } from '../../support/prng';
 
 export interface FuzzInput {
   sets: { name: string; layers: string[] }[];
@@ -34,17 +35,6 @@ export type FuzzMessage =
   | { type: 'crash'; index: number; mutation: string; error: string }
   | { type: 'done'; accepted: number; changed: number; refused: Record<string, number>; kept: KeptCase[] };
 
-/** mulberry32: small, fast, deterministic. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const INTERESTING_32 = [0, 1, 2, 0x7f, 0xff, 0x100, 0xfff, 0x1000, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
 
@@ -103,7 +93,7 @@ function mutate(original: Buffer, rnd: () => number): { bytes: Buffer; what: str
 function run(input: FuzzInput): void {
   const port = parentPort;
   if (!port) throw new Error('fuzz-worker must run in a worker thread');
-  const rnd = prng(input.seed);
+  const rnd = mulberry32(input.seed);
   const originals = new Map<string, Buffer>();
   for (const set of input.sets) for (const layer of set.layers) originals.set(layer, fs.readFileSync(layer));
   const baseline = new Map<string, Buffer>();
