@@ -52,6 +52,14 @@ const remoteSchema = z
       .int()
       .min(0)
       .describe('deadline of each call sent upstream in milliseconds; 0 = no deadline (containerd sets none either)'),
+    mounts_cache_ttl_ms: z
+      .number()
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .describe(
+        'how long an upstream Mounts answer is reused without asking again (milliseconds; 0 = ask every time). Changes made through this daemon and a lost upstream connection forget answers at once; the limit only bounds changes made behind its back',
+      ),
   })
   .describe('the remote backend: another snapshotter process reached over gRPC');
 
@@ -110,7 +118,7 @@ export function defaultConfig(): Config {
     metrics_address: '',
     backend: 'embedded',
     shutdown_timeout_ms: 10_000,
-    remote: { address: '', snapshotter: '', connect_timeout_ms: 1500, call_timeout_ms: 0 },
+    remote: { address: '', snapshotter: '', connect_timeout_ms: 1500, call_timeout_ms: 0, mounts_cache_ttl_ms: 10_000 },
     embedded: { mount_style: 'legacy', default_size: 0 },
     profiles: {
       'erofs-vmdk': { rewrite: true },

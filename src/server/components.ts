@@ -9,6 +9,7 @@ import { createEmbeddedBackend } from '../backend/embedded';
 import { createRemoteBackend } from '../backend/remote';
 import type { Config } from '../config';
 import { createProxySnapshotter, type ProxySnapshotterApi } from '../snapshotter/proxy';
+import type { DaemonMetrics } from './metrics';
 
 export type ProxySnapshotter = ProxySnapshotterApi;
 
@@ -16,13 +17,15 @@ export function loadProxyFactory(): typeof createProxySnapshotter {
   return createProxySnapshotter;
 }
 
-export async function createBackend(config: Config, logger: Logger): Promise<Backend> {
+export async function createBackend(config: Config, logger: Logger, metrics?: DaemonMetrics): Promise<Backend> {
   if (config.backend === 'remote') {
     return createRemoteBackend({
       address: config.remote.address,
       snapshotter: config.remote.snapshotter,
       connectTimeoutMs: config.remote.connect_timeout_ms,
       callTimeoutMs: config.remote.call_timeout_ms,
+      mountsCacheTtlMs: config.remote.mounts_cache_ttl_ms,
+      onMountsCache: metrics && ((result) => metrics.onUpstreamMountsCache(result)),
       logger: logger.child({ component: 'remote-backend' }),
     });
   }

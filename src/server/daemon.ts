@@ -28,7 +28,7 @@ export async function startDaemon(config: Config, logger: Logger): Promise<Runni
   let server: RunningServer | undefined;
   let metricsEndpoint: MetricsEndpoint | undefined;
   try {
-    backend = await createBackend(config, logger);
+    backend = await createBackend(config, logger, metrics);
     proxy = createProxy({ root: config.root, backend, profiles: config.profiles, logger, observer: metrics });
     const store = proxy;
     metrics.setStoreCounts(() => store.storeCounts());

@@ -28,6 +28,7 @@ export class DaemonMetrics implements RewriteObserver {
   private readonly latency: Histogram<'rpc'>;
   private readonly errors: Counter<'rpc' | 'code'>;
   private readonly rewrites: Counter<'outcome'>;
+  private readonly upstreamMountsCache: Counter<'result'>;
   private storeCounts: (() => StoreCounts) | undefined;
 
   constructor() {
@@ -52,6 +53,12 @@ export class DaemonMetrics implements RewriteObserver {
       registers: [this.registry],
     });
     for (const outcome of ['flat', 'refused', 'passthrough'] as const) this.rewrites.inc({ outcome }, 0);
+    this.upstreamMountsCache = new Counter({
+      name: 'erofs_vmdk_upstream_mounts_cache_total',
+      help: 'Mounts calls of the remote backend by result: hit (answered from memory) or miss (asked the upstream)',
+      labelNames: ['result'],
+      registers: [this.registry],
+    });
     const counts = () => this.storeCounts?.();
     new Gauge({
       name: 'erofs_vmdk_store_descriptors',
@@ -80,6 +87,10 @@ export class DaemonMetrics implements RewriteObserver {
 
   onRewrite(outcome: RewriteOutcome): void {
     this.rewrites.inc({ outcome });
+  }
+
+  onUpstreamMountsCache(result: 'hit' | 'miss'): void {
+    this.upstreamMountsCache.inc({ result });
   }
 
   /** The store's counts are read at scrape time (a callback, not a copy). */

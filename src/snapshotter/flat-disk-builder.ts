@@ -75,6 +75,8 @@ function isPathProblem(code: string): boolean {
 
 export class FlatDiskBuilder {
   private readonly cache = new Map<string, CacheEntry>();
+  /** A plan reused for a shared answer (see ProxySnapshotter) keeps its cache key: 128 paths are not re-serialised per call. */
+  private readonly cacheKeys = new WeakMap<FlatPlan, string>();
   private readonly inflight = new Map<string, Promise<CacheEntry>>();
   private readonly merged: MergedFsmetaBuilder;
 
@@ -95,7 +97,11 @@ export class FlatDiskBuilder {
   async build(plan: FlatPlan, what: string): Promise<BuiltDisk> {
     const inputs = plan.fsmeta !== undefined && plan.source !== 'merge' ? [plan.fsmeta, ...plan.layers] : [...plan.layers];
     if (plan.source === 'merge' && plan.fsmeta !== undefined) inputs.push(plan.fsmeta); // part of the answer's identity
-    const cacheKey = JSON.stringify([plan.source, inputs]);
+    let cacheKey = this.cacheKeys.get(plan);
+    if (cacheKey === undefined) {
+      cacheKey = JSON.stringify([plan.source, inputs]);
+      this.cacheKeys.set(plan, cacheKey);
+    }
     let identities: string[] | undefined;
 
     // A GC may run whenever we await; files are pinned and re-checked in the

@@ -19,7 +19,7 @@ import { invalidArgument, isKind, SnapshotterError } from '../errdefs';
 import { prepareFlatDisk } from '../erofs/flat-layout';
 import { mergeLayers } from '../merge';
 import type { Mount } from '../mount';
-import { planRewrite, renderMounts, type FlatPlan, type RewriteEnv } from '../rewrite';
+import { planRewrite, renderMounts, type FlatPlan, type RewriteEnv, type RewritePlan } from '../rewrite';
 import { Store, type StoreCounts } from '../store';
 import { renderDescriptor } from '../vmdk';
 import { FlatDiskBuilder, type FlatDiskDeps } from './flat-disk-builder';
@@ -102,6 +102,12 @@ export class ProxySnapshotter implements ProxySnapshotterApi {
   private readonly logger: pino.Logger;
   private readonly observer?: { onRewrite(outcome: RewriteOutcome): void };
   private readonly env: RewriteEnv;
+  /**
+   * Plans of answers the backend shares between calls (the remote backend's
+   * remembered Mounts answers, frozen): a warm Mounts then skips re-checking
+   * every lower path. The plan lives exactly as long as the shared answer.
+   */
+  private readonly sharedAnswerPlans = new WeakMap<readonly Mount[], { profile: string; key: string; plan: RewritePlan }>();
   private closed = false;
 
   constructor(options: ProxyOptions, internals: ProxyInternals = {}) {
@@ -170,10 +176,19 @@ export class ProxySnapshotter implements ProxySnapshotterApi {
     }
   }
 
+  private plan(p: Profile, key: string, mounts: Mount[]): RewritePlan {
+    const shared = Object.isFrozen(mounts);
+    const known = shared ? this.sharedAnswerPlans.get(mounts) : undefined;
+    if (known !== undefined && known.profile === p.name && known.key === key) return known.plan;
+    const plan = planRewrite({ key, profile: p.name, rewrite: p.rewrite, mounts }, this.env);
+    if (shared) this.sharedAnswerPlans.set(mounts, { profile: p.name, key, plan });
+    return plan;
+  }
+
   private async rewrite(p: Profile, key: string, mounts: Mount[]): Promise<Mount[]> {
     let plan;
     try {
-      plan = planRewrite({ key, profile: p.name, rewrite: p.rewrite, mounts }, this.env);
+      plan = this.plan(p, key, mounts);
     } catch (err) {
       this.refused(p, key, err);
       throw err;

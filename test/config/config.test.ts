@@ -70,6 +70,7 @@ describe('errors name the key and the file', () => {
     ['relative path', 'root = "var/lib"\n', 'key "root": root must be an absolute path'],
     ['bad profile value', '[profiles.x]\nrewrite = "yes"\n', 'key "profiles.x.rewrite"'],
     ['too small timeout', '[remote]\nconnect_timeout_ms = 1\n', 'key "remote.connect_timeout_ms"'],
+    ['negative Mounts memory', '[remote]\nmounts_cache_ttl_ms = -1\n', 'key "remote.mounts_cache_ttl_ms"'],
     ['remote without address', 'backend = "remote"\n', 'key "remote.address": is required when backend = "remote"'],
     ['block mode with legacy mounts', '[embedded]\ndefault_size = 1048576\n', 'key "embedded.default_size": block mode'],
     ['bad mount style', '[embedded]\nmount_style = "fancy"\n', 'key "embedded.mount_style"'],

@@ -102,6 +102,13 @@ describe('health, logs and metrics', () => {
       assert.match(text, /erofs_vmdk_rewrites_total\{outcome="passthrough"\} [1-9]/, 'extract Prepares pass through');
       assert.match(text, /erofs_vmdk_store_descriptors 1/);
       assert.match(text, /erofs_vmdk_store_fsmeta 0/);
+
+      // The remote backend remembers the upstream's Mounts answer: the second Mounts is a hit.
+      await d.client.mounts({ snapshotter: VM, key: 'default/20/ctr' });
+      await d.client.mounts({ snapshotter: VM, key: 'default/20/ctr' });
+      const after = await d.scrapeMetrics();
+      assert.match(after, /erofs_vmdk_upstream_mounts_cache_total\{result="miss"\} 1/);
+      assert.match(after, /erofs_vmdk_upstream_mounts_cache_total\{result="hit"\} 1/);
     } finally {
       await d.close();
       await up.close();

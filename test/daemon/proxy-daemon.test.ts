@@ -166,6 +166,24 @@ describe('erofs-vmdk serve with a remote backend', () => {
     assert.ok(basicCtr && fs.existsSync(basicCtr.descriptor), 'a descriptor still referenced survives Cleanup');
   });
 
+  test('a key removed and prepared again on another image: Mounts answers for the new snapshot, never the remembered one', async () => {
+    const single = await unpackFixture(d.client, { snapshotter: VM, caseDir: fixture('single'), namespace: 'reuse', seq: 1 });
+    const basic = await unpackFixture(d.client, { snapshotter: VM, caseDir: fixture('basic'), namespace: 'reuse', seq: 100 });
+    const key = `reuse/${seq++}/ctr`;
+    const opts = { namespace: 'reuse' };
+    await d.client.prepare({ snapshotter: VM, key, parent: basic.top }, opts);
+    const [first] = await d.client.mounts({ snapshotter: VM, key }, opts);
+    const asked = up.calls.filter((c) => c.rpc === 'Mounts').length;
+    assert.deepEqual((await d.client.mounts({ snapshotter: VM, key }, opts))[0], first);
+    assert.equal(up.calls.filter((c) => c.rpc === 'Mounts').length, asked, 'a warm Mounts is answered without the upstream');
+    await d.client.remove({ snapshotter: VM, key }, opts);
+    await d.client.prepare({ snapshotter: VM, key, parent: single.top }, opts);
+    const [second] = await d.client.mounts({ snapshotter: VM, key }, opts);
+    assert.notEqual(second.source, first.source);
+    assert.deepEqual(descriptorExtents(second.source), [fixture('single', 'layer1.erofs')]);
+    assert.equal(await listFlatDescriptor(second.source), expectedTsv('single'));
+  });
+
   test('after killing and restarting the daemon, Mounts returns the same path with the same content', async () => {
     const key = `default/${seq++}/ctr-survivor`;
     const [before] = await d.client.prepare({ snapshotter: VM, key, parent: basicTop });

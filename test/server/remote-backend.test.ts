@@ -100,6 +100,116 @@ describe('remote backend', () => {
   });
 });
 
+describe('remote backend: remembered Mounts answers', () => {
+  let up: TestUpstream;
+  let backend: Backend;
+  const results: string[] = [];
+  const upstreamMounts = () => up.calls.filter((c) => c.rpc === 'Mounts').length;
+
+  before(async () => {
+    up = await startUpstream();
+    backend = createRemoteBackend({ address: up.address, snapshotter: '', mountsCacheTtlMs: 60_000, onMountsCache: (r) => results.push(r) });
+    await backend.prepare(ctx, 'default/1/extract', '', {});
+    await backend.commit(ctx, 'default/2/layer-a', 'default/1/extract', { [LAYER_LABEL]: fixture('basic', 'layer1.erofs') }, '');
+    await backend.prepare(ctx, 'default/3/extract', '', {});
+    await backend.commit(ctx, 'default/4/layer-b', 'default/3/extract', { [LAYER_LABEL]: fixture('basic', 'layer2.erofs') }, '');
+  });
+  after(async () => {
+    await backend.close();
+    await up.close();
+  });
+
+  test('a second Mounts of a key is answered from memory, identical to the first', async () => {
+    await backend.prepare(ctx, 'default/5/ctr', 'default/2/layer-a', {});
+    const asked = upstreamMounts();
+    const first = await backend.mounts(ctx, 'default/5/ctr');
+    const second = await backend.mounts(ctx, 'default/5/ctr');
+    assert.deepEqual(second, first);
+    assert.equal(upstreamMounts(), asked + 1, 'only the first Mounts reached the upstream');
+    assert.deepEqual(results.slice(-2), ['miss', 'hit']);
+    await backend.mounts({ namespace: 'other' }, 'default/5/ctr'); // the test upstream ignores namespaces; the cache must not
+    assert.equal(upstreamMounts(), asked + 2, 'another namespace is another snapshot');
+  });
+
+  test('Remove and a new Prepare of the same key: the next Mounts returns the new answer', async () => {
+    const before = await backend.mounts(ctx, 'default/5/ctr');
+    assert.equal(before[0].source, fixture('basic', 'layer1.erofs'));
+    await backend.remove(ctx, 'default/5/ctr');
+    await assert.rejects(backend.mounts(ctx, 'default/5/ctr'), (e: SnapshotterError) => e.kind === 'NotFound');
+    await backend.prepare(ctx, 'default/5/ctr', 'default/4/layer-b', {});
+    const after = await backend.mounts(ctx, 'default/5/ctr');
+    assert.equal(after[0].source, fixture('basic', 'layer2.erofs'));
+  });
+
+  test('View, Update and Commit of a key forget its answer', async () => {
+    await backend.view(ctx, 'default/6/view', 'default/2/layer-a', {});
+    await backend.mounts(ctx, 'default/6/view');
+    let asked = upstreamMounts();
+    const info = await backend.stat(ctx, 'default/6/view');
+    await backend.update(ctx, { ...info, labels: { 'containerd.io/snapshot/max-size': '1' } }, ['labels.containerd.io/snapshot/max-size']);
+    await backend.mounts(ctx, 'default/6/view');
+    assert.equal(upstreamMounts(), asked + 1, 'Update made the next Mounts ask again');
+
+    await backend.prepare(ctx, 'default/7/active', 'default/2/layer-a', {});
+    await backend.mounts(ctx, 'default/7/active');
+    asked = upstreamMounts();
+    await backend.commit(ctx, 'default/8/committed', 'default/7/active', {}, '');
+    await assert.rejects(backend.mounts(ctx, 'default/7/active'), (e: SnapshotterError) => e.kind === 'NotFound');
+    assert.equal(upstreamMounts(), asked + 1);
+  });
+
+  test('losing the upstream forgets every answer: Unavailable within 2 s, then asked again once it is back', async () => {
+    await backend.prepare(ctx, 'default/9/ctr', 'default/2/layer-a', {});
+    await backend.mounts(ctx, 'default/9/ctr');
+    await backend.mounts(ctx, 'default/9/ctr');
+    assert.equal(results.at(-1), 'hit');
+    await up.stop();
+    try {
+      // The backend learns of the loss from the connection closing (an I/O event, one
+      // event-loop turn later); a Mounts in between gets the answer that was right a moment ago.
+      const t0 = Date.now();
+      for (;;) {
+        const outcome = await backend.mounts(ctx, 'default/9/ctr').then(
+          () => undefined,
+          (e: SnapshotterError) => e,
+        );
+        if (outcome !== undefined) {
+          assert.ok(outcome.kind === 'Unavailable' && outcome.message.includes(up.address), String(outcome));
+          break;
+        }
+        assert.ok(Date.now() - t0 < 2000, 'still answering from memory 2 s after the upstream went away');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.ok(Date.now() - t0 < 2000, `Unavailable after ${Date.now() - t0} ms`);
+    } finally {
+      await up.start();
+    }
+    const asked = upstreamMounts();
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        assert.equal((await backend.mounts(ctx, 'default/9/ctr'))[0].source, fixture('basic', 'layer1.erofs'));
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert.equal(upstreamMounts(), asked + 1, 'the answer came from the upstream, not from memory');
+  });
+
+  test('with mountsCacheTtlMs 0 every Mounts asks the upstream', async () => {
+    const uncached = createRemoteBackend({ address: up.address, snapshotter: '' });
+    try {
+      const asked = upstreamMounts();
+      for (let i = 0; i < 3; i++) await uncached.mounts(ctx, 'default/9/ctr');
+      assert.equal(upstreamMounts(), asked + 3);
+    } finally {
+      await uncached.close();
+    }
+  });
+});
+
 describe('test upstream mount shapes (containerd >= 2.2 EROFS snapshotter)', () => {
   test('fsmeta lower with device= options bottom first, then format/mkdir/overlay', async () => {
     const up = await startUpstream();

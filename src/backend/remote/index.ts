@@ -8,6 +8,10 @@
  * with Unavailable naming the socket instead of queueing; reconnection
  * backoff is capped at 1 s so the backend recovers by itself soon after the
  * upstream returns.
+ *
+ * Mounts answers are remembered (mounts-cache.ts says why that is safe); a
+ * lost connection forgets them all, so a stopped upstream still answers
+ * Unavailable.
  */
 import { type CallOptions, type ClientReadableStream, connectivityState, credentials, Metadata, type ServiceError } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -16,6 +20,7 @@ import type { Mount } from '../../mount';
 import { infoFromWire, infoToWire, mountsFromWire } from '../../server/convert';
 import type { Backend, CallContext, SnapshotInfo, SnapshotUsage } from '../backend';
 import { fromUpstream, unavailableUpstream } from './errors';
+import { MountsCache, type MountsCacheResult } from './mounts-cache';
 
 export { UpstreamError } from './errors';
 
@@ -28,11 +33,17 @@ export interface RemoteBackendOptions {
   connectTimeoutMs?: number;
   /** Deadline per unary call; 0 or undefined = none. */
   callTimeoutMs?: number;
+  /** How long a Mounts answer is served from memory; 0 or undefined = always ask the upstream. */
+  mountsCacheTtlMs?: number;
+  /** Told whether each Mounts was answered from memory (metrics). */
+  onMountsCache?: (result: MountsCacheResult) => void;
   logger?: Logger;
 }
 
 const NAMESPACE_METADATA_KEY = 'containerd-namespace';
 const MAX_MESSAGE_BYTES = 16 << 20;
+/** Enough for every container of a busy host; a 128-layer answer is about 30 KB. */
+const MOUNTS_CACHE_ENTRIES = 2048;
 
 type Unary<Req, Res> = (req: Req, metadata: Metadata, options: Partial<CallOptions>, cb: (err: ServiceError | null, res: Res) => void) => { cancel(): void };
 
@@ -42,6 +53,8 @@ export class RemoteBackend implements Backend {
   private readonly name: string;
   private readonly connectTimeoutMs: number;
   private readonly callTimeoutMs: number;
+  private readonly mountsCache: MountsCache;
+  private readonly onMountsCache: (result: MountsCacheResult) => void;
 
   constructor(options: RemoteBackendOptions) {
     this.address = options.address;
@@ -58,6 +71,37 @@ export class RemoteBackend implements Backend {
       'grpc.min_reconnect_backoff_ms': 100,
       'grpc.max_reconnect_backoff_ms': 1000,
     });
+    this.mountsCache = new MountsCache({ ttlMs: options.mountsCacheTtlMs ?? 0, maxEntries: MOUNTS_CACHE_ENTRIES });
+    this.onMountsCache = options.onMountsCache ?? (() => {});
+    this.forgetMountsWhenDisconnected();
+  }
+
+  /**
+   * Any way out of READY (the upstream closed the connection, restarted, or
+   * the channel went idle) may mean the upstream's state changed behind our
+   * back: forget every remembered Mounts answer.
+   */
+  private forgetMountsWhenDisconnected(): void {
+    const channel = this.client.getChannel();
+    const watch = (state: connectivityState) => {
+      if (state === connectivityState.SHUTDOWN) return;
+      channel.watchConnectivityState(state, Infinity, () => {
+        const next = channel.getConnectivityState(false);
+        if (next !== connectivityState.READY) this.mountsCache.clear();
+        watch(next);
+      });
+    };
+    watch(channel.getConnectivityState(false));
+  }
+
+  /** Runs a call that changes `keys` upstream, forgetting their Mounts answers before and after it. */
+  private async changing<T>(ctx: CallContext, keys: string[], call: () => Promise<T>): Promise<T> {
+    for (const key of keys) this.mountsCache.forget(ctx.namespace, key);
+    try {
+      return await call();
+    } finally {
+      for (const key of keys) this.mountsCache.forget(ctx.namespace, key);
+    }
   }
 
   /**
@@ -113,26 +157,34 @@ export class RemoteBackend implements Backend {
   }
 
   async prepare(ctx: CallContext, key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
-    const res = await this.unary(this.client.prepare, ctx, { snapshotter: this.name, key, parent, labels });
+    const res = await this.changing(ctx, [key], () => this.unary(this.client.prepare, ctx, { snapshotter: this.name, key, parent, labels }));
     return mountsFromWire(res.mounts);
   }
 
   async view(ctx: CallContext, key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
-    const res = await this.unary(this.client.view, ctx, { snapshotter: this.name, key, parent, labels });
+    const res = await this.changing(ctx, [key], () => this.unary(this.client.view, ctx, { snapshotter: this.name, key, parent, labels }));
     return mountsFromWire(res.mounts);
   }
 
   async mounts(ctx: CallContext, key: string): Promise<Mount[]> {
+    const remembered = this.isReady() ? this.mountsCache.lookup(ctx.namespace, key) : undefined;
+    if (remembered !== undefined) {
+      ctx.signal?.throwIfAborted();
+      this.onMountsCache('hit');
+      return remembered;
+    }
+    this.onMountsCache('miss');
+    const token = this.mountsCache.beginLookup();
     const res = await this.unary(this.client.mounts, ctx, { snapshotter: this.name, key });
-    return mountsFromWire(res.mounts);
+    return this.mountsCache.store(token, ctx.namespace, key, mountsFromWire(res.mounts));
   }
 
   async commit(ctx: CallContext, name: string, key: string, labels: Record<string, string>, parent: string): Promise<void> {
-    await this.unary(this.client.commit, ctx, { snapshotter: this.name, name, key, labels, parent });
+    await this.changing(ctx, [key, name], () => this.unary(this.client.commit, ctx, { snapshotter: this.name, name, key, labels, parent }));
   }
 
   async remove(ctx: CallContext, key: string): Promise<void> {
-    await this.unary(this.client.remove, ctx, { snapshotter: this.name, key });
+    await this.changing(ctx, [key], () => this.unary(this.client.remove, ctx, { snapshotter: this.name, key }));
   }
 
   async stat(ctx: CallContext, key: string): Promise<SnapshotInfo> {
@@ -142,7 +194,10 @@ export class RemoteBackend implements Backend {
   }
 
   async update(ctx: CallContext, info: SnapshotInfo, fieldPaths: string[]): Promise<SnapshotInfo> {
-    const res = await this.unary(this.client.update, ctx, { snapshotter: this.name, info: infoToWire(info), updateMask: fieldPaths.length > 0 ? fieldPaths : undefined });
+    // Labels can change a snapshot's mounts (containerd's EROFS snapshotter sizes block-mode layers from one).
+    const res = await this.changing(ctx, [info.name], () =>
+      this.unary(this.client.update, ctx, { snapshotter: this.name, info: infoToWire(info), updateMask: fieldPaths.length > 0 ? fieldPaths : undefined }),
+    );
     if (!res.info) throw new Error(`upstream snapshotter at ${this.address} answered Update(${info.name}) without info`);
     return infoFromWire(res.info);
   }
@@ -176,6 +231,7 @@ export class RemoteBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    this.mountsCache.clear();
     this.client.close();
   }
 }
