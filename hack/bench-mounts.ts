@@ -3,7 +3,7 @@
  * snapshotter, for images of 1, 16 and 128 layers, warm and cold.
  *
  *   hack/bench-mounts [--iterations N] [--cold-iterations N] [--layers 1,16,128] [--backend remote,embedded,server]
- *                     [--upstream process|in-process]
+ *                     [--upstream process|in-process] [--client http2|grpc-js]
  *
  * Setup: the test upstream (test/support/upstream.ts; by default in a child
  * process of its own, see UpstreamMode) returns
@@ -17,8 +17,12 @@
  *   server:   (cost of the gRPC server layer alone) src/server in this process around a
  *             trivial core that answers the upstream's own mounts; warm only.
  * Layers are copies of the basic fixture's four blobs, cycled.
- * Both sides are timed from the same grpc-js client over unix sockets, one
- * call at a time. Before each timed call the benchmark empties its own young
+ * Both sides are timed from the same client over unix sockets, one call at a
+ * time: by default a lean gRPC client over node:http2 (hack/lean-grpc-client.ts;
+ * containerd's Go client costs microseconds, grpc-js's client adds ~0.2 ms and
+ * a tail of its own to both columns), with `--client grpc-js` the grpc-js
+ * client of the tests. Each side's answer is checked once against the grpc-js
+ * client's before timing, and every timed call must end with status OK. Before each timed call the benchmark empties its own young
  * generation (a minor GC, outside the timing): grpc-js clients keep a quarter
  * of what they allocate alive past one scavenge, so this process's scavenges
  * take 5-15 ms here and would otherwise land at random in either column's p99.
@@ -44,6 +48,7 @@ import { parseArgs } from 'node:util';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import pino from 'pino';
+import { MountsRequest, MountsResponse } from '../api/gen/containerd/services/snapshots/v1/snapshots';
 import type { Mount } from '../api/gen/containerd/types/mount';
 import { DaemonMetrics } from '../src/server/metrics';
 import { startSnapshotsServer } from '../src/server/server';
@@ -52,6 +57,7 @@ import { SnapshotsTestClient, startDaemon, unpackFixture } from '../test/support
 import { fixture } from '../test/support/fixtures';
 import { makeTempDir } from '../test/support/kernel-mounts';
 import { startUpstream, type TestUpstream } from '../test/support/upstream';
+import { grpcFrame, LeanGrpcClient } from './lean-grpc-client';
 
 /**
  * The test upstream the remote/embedded rows measure against. `process` (the
@@ -74,6 +80,7 @@ interface BenchUpstream {
 
 const CHILD_ENV = 'EROFS_VMDK_BENCH_UPSTREAM_CHILD';
 const ECHO_CHILD_ENV = 'EROFS_VMDK_BENCH_ECHO_CHILD';
+const ECHO_PATH = '/bench.Echo/Call';
 
 function lastPrepareKeyOf(up: TestUpstream): string {
   const call = [...up.calls].reverse().find((c) => c.rpc === 'Prepare');
@@ -168,6 +175,37 @@ function makeImage(dir: string, n: number, tag: string): string {
   return caseDir;
 }
 
+type ClientKind = 'http2' | 'grpc-js';
+
+const MOUNTS_PATH = '/containerd.services.snapshots.v1.Snapshots/Mounts';
+
+interface MountsCaller {
+  /** The timed call. */
+  call(): Promise<unknown>;
+  close(): void;
+}
+
+/**
+ * Mounts of one key on one socket with the chosen client. The lean client's
+ * answer is decoded once and must equal the grpc-js client's, so the
+ * benchmark never times a call that answers something else.
+ */
+async function mountsCaller(kind: ClientKind, socket: string, snapshotter: string, key: string, namespace: string): Promise<MountsCaller> {
+  const reference = new SnapshotsTestClient(socket);
+  const expected = await reference.mounts({ snapshotter, key }, { namespace });
+  if (kind === 'grpc-js') return { call: () => reference.mounts({ snapshotter, key }, { namespace }), close: () => reference.close() };
+  reference.close();
+  const lean = new LeanGrpcClient(socket);
+  const frame = grpcFrame(MountsRequest.encode({ snapshotter, key }).finish());
+  const metadata = { 'containerd-namespace': namespace };
+  const got = MountsResponse.decode(await lean.unary(MOUNTS_PATH, frame, metadata)).mounts;
+  if (JSON.stringify(got) !== JSON.stringify(expected)) {
+    lean.close();
+    throw new Error(`the lean client's Mounts answer on ${socket} differs from grpc-js's`);
+  }
+  return { call: () => lean.unary(MOUNTS_PATH, frame, metadata), close: () => lean.close() };
+}
+
 /** V8's gc() without needing --expose-gc on the command line. */
 function exposeGc(): (options: { type: 'minor' | 'major' }) => void {
   v8.setFlagsFromString('--expose-gc');
@@ -181,8 +219,12 @@ function settleClientHeap(): void {
   gc({ type: 'minor' });
 }
 
-/** Calls of each side before measuring: grpc-js and our handlers reach their optimised code only after a few hundred calls. */
-const WARMUP_CALLS = 500;
+/**
+ * Calls of each side before measuring. A fresh Node process (the daemon, the
+ * upstream, the echo server) needs thousands of calls before its JIT and heap
+ * settle: after 500 a bare echo server's p99 is still ~3x what it is after 3000.
+ */
+const WARMUP_CALLS = 3000;
 
 async function measurePair(
   count: number,
@@ -213,30 +255,39 @@ async function serveEchoChild(socket: string): Promise<void> {
   const server = new Server({ 'grpc.enable_channelz': 0 });
   const answer = Buffer.alloc(200);
   const raw = (b: Buffer) => b;
-  server.register('/bench.Echo/Call', (_call: unknown, callback: (err: null, res: Buffer) => void) => callback(null, answer), raw, raw, 'unary');
+  server.register(ECHO_PATH, (_call: unknown, callback: (err: null, res: Buffer) => void) => callback(null, answer), raw, raw, 'unary');
   await new Promise<void>((resolve, reject) => server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
   process.send!({ ready: true });
   process.once('disconnect', () => server.forceShutdown());
 }
 
 /** One gRPC hop to an idle Node process and back, nothing else: this machine's floor for any daemon written with grpc-js. */
-async function measureFloor(tmp: string, count: number): Promise<Stats> {
+async function measureFloor(kind: ClientKind, tmp: string, count: number): Promise<Stats> {
   const socket = path.join(tmp, 'echo.sock');
   const child = fork(__filename, [socket], { env: { ...process.env, [ECHO_CHILD_ENV]: '1' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   await new Promise<void>((resolve, reject) => {
     child.once('message', () => resolve());
     child.once('exit', () => reject(new Error('the echo child process exited')));
   });
-  const client = new Client(`unix:${socket}`, credentials.createInsecure(), { 'grpc.enable_channelz': 0 });
   const request = Buffer.alloc(64);
-  const raw = (b: Buffer) => b;
-  const call = () =>
-    new Promise<Buffer>((resolve, reject) => client.makeUnaryRequest('/bench.Echo/Call', raw, raw, request, new Metadata(), (err, res) => (err ? reject(err) : resolve(res!))));
+  let call: () => Promise<unknown>;
+  let close: () => void;
+  if (kind === 'http2') {
+    const lean = new LeanGrpcClient(socket);
+    const frame = grpcFrame(request);
+    call = () => lean.unary(ECHO_PATH, frame);
+    close = () => lean.close();
+  } else {
+    const client = new Client(`unix:${socket}`, credentials.createInsecure(), { 'grpc.enable_channelz': 0 });
+    const raw = (b: Buffer) => b;
+    call = () => new Promise<Buffer>((resolve, reject) => client.makeUnaryRequest(ECHO_PATH, raw, raw, request, new Metadata(), (err, res) => (err ? reject(err) : resolve(res!))));
+    close = () => client.close();
+  }
   try {
     const [floor] = await measurePair(count, call, async () => {});
     return floor;
   } finally {
-    client.close();
+    close();
     child.disconnect();
   }
 }
@@ -264,30 +315,31 @@ function handlerP99(before: string, after: string): string {
 }
 
 /** The Snapshots server alone: src/server around a core that returns the upstream's mounts, vs the upstream. */
-async function benchServerLayer(tmp: string, layerCounts: number[], warmN: number, rows: string[][]): Promise<void> {
+async function benchServerLayer(client: ClientKind, tmp: string, layerCounts: number[], warmN: number, rows: string[][]): Promise<void> {
   const up = await startUpstream();
   const direct = new SnapshotsTestClient(up.address);
   const socket = path.join(tmp, 'server-only.sock');
   let answer: Mount[] = [];
   const core = { mounts: async () => answer } as unknown as ProfiledSnapshotter;
   const server = await startSnapshotsServer({ address: socket, snapshotter: core, logger: pino({ level: 'warn' }), metrics: new DaemonMetrics() });
-  const ours = new SnapshotsTestClient(socket);
   try {
     for (const n of layerCounts) {
       const ns = `server${n}`;
       const image = await unpackFixture(direct, { snapshotter: 'upstream', namespace: ns, caseDir: makeImage(tmp, n, 'server'), fsmeta: false });
       const key = `${ns}/${image.seq}/ctr`;
       answer = await direct.prepare({ snapshotter: 'upstream', key, parent: image.top }, { namespace: ns });
-      const [a, b] = await measurePair(
-        warmN,
-        () => ours.mounts({ snapshotter: 'erofs-vmdk', key }, { namespace: ns }),
-        () => direct.mounts({ snapshotter: 'upstream', key }, { namespace: ns }),
-      );
-      rows.push(['server', String(n), 'warm', String(warmN), ms(a.p50), ms(a.p99), ms(b.p50), ms(b.p99), (a.p50 / b.p50).toFixed(2), (a.p99 / b.p99).toFixed(2)]);
+      const ours = await mountsCaller(client, socket, 'erofs-vmdk', key, ns);
+      const theirs = await mountsCaller(client, up.address, 'upstream', key, ns);
+      try {
+        const [a, b] = await measurePair(warmN, ours.call, theirs.call);
+        rows.push(['server', String(n), 'warm', String(warmN), ms(a.p50), ms(a.p99), ms(b.p50), ms(b.p99), (a.p50 / b.p50).toFixed(2), (a.p99 / b.p99).toFixed(2)]);
+      } finally {
+        ours.close();
+        theirs.close();
+      }
       process.stderr.write(`done: server layer ${n} layers\n`);
     }
   } finally {
-    ours.close();
     direct.close();
     await server.shutdown(1000);
     await up.close();
@@ -309,6 +361,7 @@ async function main(): Promise<void> {
       layers: { type: 'string', default: '1,16,128' },
       backend: { type: 'string', default: 'remote,embedded,server' },
       upstream: { type: 'string', default: 'process' },
+      client: { type: 'string', default: 'http2' },
     },
   });
   const warmN = Number(values.iterations);
@@ -316,40 +369,45 @@ async function main(): Promise<void> {
   const layerCounts = values.layers!.split(',').map(Number);
   const upstreamMode = values.upstream as UpstreamMode;
   if (upstreamMode !== 'process' && upstreamMode !== 'in-process') throw new Error(`--upstream: expected process or in-process, got ${values.upstream}`);
+  const client = values.client as ClientKind;
+  if (client !== 'http2' && client !== 'grpc-js') throw new Error(`--client: expected http2 or grpc-js, got ${values.client}`);
 
   const tmp = makeTempDir('erofs-vmdk-bench-');
   const rows: string[][] = [];
   const handlerTimes: string[] = [];
   for (const backend of values.backend!.split(',')) {
-    if (backend === 'server') await benchServerLayer(tmp, layerCounts, warmN, rows);
-    else if (backend === 'remote' || backend === 'embedded') await benchBackend(backend, upstreamMode, tmp, layerCounts, warmN, coldN, rows, handlerTimes);
+    if (backend === 'server') await benchServerLayer(client, tmp, layerCounts, warmN, rows);
+    else if (backend === 'remote' || backend === 'embedded') await benchBackend({ backend, upstreamMode, client, tmp, layerCounts, warmN, coldN, rows, handlerTimes });
     else throw new Error(`--backend: unknown backend ${backend}`);
   }
-  const floor = await measureFloor(tmp, warmN);
+  const floor = await measureFloor(client, tmp, warmN);
   fs.rmSync(tmp, { recursive: true, force: true });
   const header = ['backend', 'layers', 'phase', 'calls', 'daemon p50', 'daemon p99', 'direct p50', 'direct p99', 'ratio p50', 'ratio p99'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => c.padStart(widths[i])).join('  ');
   console.log(
-    `Mounts latency, erofs-vmdk serve vs the test upstream directly (remote/embedded rows: upstream ${upstreamMode}; client young generation emptied before each call); node ${process.version}`,
+    `Mounts latency, erofs-vmdk serve vs the test upstream directly (remote/embedded rows: upstream ${upstreamMode}; ${client} client, its young generation emptied before each call); node ${process.version}`,
   );
   console.log(line(header));
   for (const r of rows) console.log(line(r));
-  console.log(`floor: bare grpc-js echo in its own process, same client and pattern: p50 ${ms(floor.p50)}, p99 ${ms(floor.p99)} (${warmN} calls)`);
+  console.log(`floor: bare grpc-js echo server in its own process, same ${client} client and pattern: p50 ${ms(floor.p50)}, p99 ${ms(floor.p99)} (${warmN} calls)`);
   for (const h of handlerTimes) console.log(h);
   console.log('targets: warm ratio p50 <= 1.3 and daemon p99 < 2 ms at 128 layers');
 }
 
-async function benchBackend(
-  backend: 'remote' | 'embedded',
-  upstreamMode: UpstreamMode,
-  tmp: string,
-  layerCounts: number[],
-  warmN: number,
-  coldN: number,
-  rows: string[][],
-  handlerTimes: string[],
-): Promise<void> {
+interface BackendBench {
+  backend: 'remote' | 'embedded';
+  upstreamMode: UpstreamMode;
+  client: ClientKind;
+  tmp: string;
+  layerCounts: number[];
+  warmN: number;
+  coldN: number;
+  rows: string[][];
+  handlerTimes: string[];
+}
+
+async function benchBackend({ backend, upstreamMode, client, tmp, layerCounts, warmN, coldN, rows, handlerTimes }: BackendBench): Promise<void> {
   const up = await startBenchUpstream(upstreamMode);
   let d;
   try {
@@ -376,8 +434,8 @@ async function benchBackend(
       const reference = backend === 'remote' ? image : await unpackFixture(direct, { snapshotter: 'upstream', namespace: ns, caseDir, fsmeta: false });
       if (backend === 'embedded') await direct.prepare({ snapshotter: 'upstream', key, parent: reference.top }, { namespace: ns });
       const upstreamKey = backend === 'remote' ? await up.lastPrepareKey() : key;
-      const viaDaemon = () => d.client.mounts({ snapshotter: 'erofs-vmdk', key }, { namespace: ns });
-      const viaUpstream = () => direct.mounts({ snapshotter: 'upstream', key: upstreamKey }, { namespace: ns });
+      const viaDaemon = await mountsCaller(client, d.socket, 'erofs-vmdk', key, ns);
+      const viaUpstream = await mountsCaller(client, up.address, 'upstream', upstreamKey, ns);
 
       for (const phase of ['warm', 'cold'] as const) {
         const count = phase === 'warm' ? warmN : coldN;
@@ -389,7 +447,7 @@ async function benchBackend(
               }
             : undefined;
         let metricsBefore = '';
-        const [a, b] = await measurePair(count, viaDaemon, viaUpstream, emptyStore, async () => {
+        const [a, b] = await measurePair(count, viaDaemon.call, viaUpstream.call, emptyStore, async () => {
           metricsBefore = await d.scrapeMetrics();
         });
         if (phase === 'warm') handlerTimes.push(`handler: ${backend} ${n} layers warm: 99% of the daemon's own Mounts times ${handlerP99(metricsBefore, await d.scrapeMetrics())}`);

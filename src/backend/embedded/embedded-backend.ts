@@ -33,7 +33,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { TEMP_PREFIX, removeLeftoverTempFiles, writeFileAtomic } from '../../atomic/write-file-atomic';
 import { failedPrecondition, invalidArgument } from '../../errdefs';
-import type { Mount } from '../../mount';
+import { freezeMounts, type Mount } from '../../mount';
 import type { Backend, CallContext, SnapshotInfo, SnapshotUsage } from '../backend';
 import { diskUsage } from './disk-usage';
 import { convertDirToErofs, fsyncPath } from './erofs-convert';
@@ -70,6 +70,22 @@ export class EmbeddedBackend implements Backend {
   private readonly inFlight = new Set<string>();
   /** Legacy style: snapshot ids whose layer.erofs we know is mounted on fs/. */
   private readonly mountedLayers = new Set<number>();
+  /**
+   * Facts about committed snapshots that cannot change while they exist, so a
+   * warm Mounts of a deep image neither walks 128 rows nor stats 128 files:
+   * a committed snapshot's ancestor ids (ids are never reused, a committed
+   * parent is never rebased) and whether it has a fsmeta.erofs (written by the
+   * differ before Commit, never after). Dropped when the snapshot is removed.
+   */
+  private readonly committedChains = new Map<number, number[]>();
+  private readonly committedFsmeta = new Map<number, boolean>();
+  /**
+   * The answer of each active/view snapshot, built once: it depends only on
+   * the snapshot's id, kind and parent chain (none change while it is active
+   * or a view) and the facts above. Shared and frozen, so the proxy core
+   * plans it once too. Dropped when the snapshot is committed or removed.
+   */
+  private readonly answers = new Map<number, { parentId: number | null; kind: string; mounts: readonly Mount[] }>();
   private closed = false;
 
   private constructor(options: EmbeddedBackendOptions, store: MetadataStore) {
@@ -165,6 +181,7 @@ export class EmbeddedBackend implements Backend {
         }
         throw err;
       }
+      this.answers.delete(id); // committed snapshots have no mounts
       this.log.debug({ key, name, id, converted: converted !== undefined }, 'embedded: committed');
       await this.finishCommitted(id);
     });
@@ -179,6 +196,7 @@ export class EmbeddedBackend implements Backend {
         unmountUnder(this.layout.fs(record.id));
         this.mountedLayers.delete(record.id);
       });
+      this.forgetFacts(removed.id);
       this.deleteSnapshotDir(removed.id);
     });
   }
@@ -273,23 +291,48 @@ export class EmbeddedBackend implements Backend {
   }
 
   private async mountsFor(record: SnapshotRecord): Promise<Mount[]> {
-    const parents = this.store.parentChain(record);
-    const input: ShapeInput = { kind: record.kind, id: record.id, parentIds: parents.map((p) => p.id) };
-    if (this.style === 'manager') {
-      return managerMounts(input, this.layout, { hasFsmeta: (id) => this.hasFsmeta(id) }, { defaultSize: this.defaultSize });
-    }
-    await this.ensureLayersMounted(input.parentIds);
-    return legacyMounts(input, this.layout);
+    const input: ShapeInput = { kind: record.kind, id: record.id, parentIds: this.parentIds(record) };
+    if (this.style === 'legacy') await this.ensureLayersMounted(input.parentIds);
+    const known = this.answers.get(record.id);
+    if (known !== undefined && known.parentId === record.parentId && known.kind === record.kind) return known.mounts as Mount[];
+    const mounts =
+      this.style === 'manager'
+        ? managerMounts(input, this.layout, { hasFsmeta: (id) => this.hasFsmeta(id) }, { defaultSize: this.defaultSize })
+        : legacyMounts(input, this.layout);
+    this.answers.set(record.id, { parentId: record.parentId, kind: record.kind, mounts: freezeMounts(mounts) });
+    return mounts;
   }
 
-  private hasFsmeta(id: number): boolean {
-    // Called once per parent on every Mounts: throwIfNoEntry avoids building an
-    // exception for the usual answer (no fsmeta), which dominated deep images.
-    try {
-      return (fs.statSync(this.layout.fsmeta(id), { throwIfNoEntry: false })?.size ?? 0) > 0;
-    } catch {
-      return false;
+  private forgetFacts(id: number): void {
+    this.committedChains.delete(id);
+    this.committedFsmeta.delete(id);
+    this.answers.delete(id);
+  }
+
+  /** The record's parent chain, direct parent first. */
+  private parentIds(record: SnapshotRecord): number[] {
+    if (record.parentId === null) return [];
+    let ids = this.committedChains.get(record.parentId);
+    if (ids === undefined) {
+      ids = this.store.parentChain(record).map((p) => p.id);
+      this.committedChains.set(record.parentId, ids);
     }
+    return ids;
+  }
+
+  /** Asked only about parents, which are committed (see committedFsmeta). */
+  private hasFsmeta(id: number): boolean {
+    let known = this.committedFsmeta.get(id);
+    if (known === undefined) {
+      // throwIfNoEntry: no exception built for the usual answer (no fsmeta).
+      try {
+        known = (fs.statSync(this.layout.fsmeta(id), { throwIfNoEntry: false })?.size ?? 0) > 0;
+      } catch {
+        known = false;
+      }
+      this.committedFsmeta.set(id, known);
+    }
+    return known;
   }
 
   /** Legacy style: every parent's layer.erofs must be mounted on its fs/ before the overlay can use it. */

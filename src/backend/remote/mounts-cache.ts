@@ -20,7 +20,7 @@
  * (the epoch moved), so a Mounts that overlaps a Remove of its key can never
  * leave a stale entry behind. Errors are never stored.
  */
-import type { Mount } from '../../mount';
+import { freezeMounts, type Mount } from '../../mount';
 
 export interface MountsCacheOptions {
   /** How long an answer may be served without asking the upstream again; 0 disables the cache. */
@@ -41,15 +41,6 @@ export type MountsCacheResult = 'hit' | 'miss';
 /** Namespace and key are length-prefixed so no pair of them can collide with another. */
 function entryId(namespace: string | undefined, key: string): string {
   return namespace === undefined ? `-/${key}` : `${namespace.length}:${namespace}/${key}`;
-}
-
-/** Frozen so a caller that tried to edit a shared answer would throw instead of corrupting later answers. */
-function freezeMounts(mounts: Mount[]): readonly Mount[] {
-  for (const m of mounts) {
-    Object.freeze(m.options);
-    Object.freeze(m);
-  }
-  return Object.freeze(mounts);
 }
 
 export class MountsCache {
