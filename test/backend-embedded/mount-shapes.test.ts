@@ -66,6 +66,25 @@ test('manager style: containerd EROFS snapshotter shapes for directory mode', as
   });
 });
 
+test('manager style: a fsmeta generated after a container started is used within a second; answers never outlive their snapshot', async () => {
+  await withBackend({ mountStyle: 'manager' }, async ({ backend, root }) => {
+    const s = (id: number, f: string) => path.join(root, 'snapshots', String(id), f);
+    await chain(backend, 2); // ids 1, 2
+    await backend.prepare(ctx, 'ctr', 'l1', {});
+    const perLayer = await backend.mounts(ctx, 'ctr');
+    assert.deepEqual(perLayer.map((x) => x.source), [s(2, 'layer.erofs'), s(1, 'layer.erofs'), 'overlay']);
+    assert.equal(await backend.mounts(ctx, 'ctr'), await backend.mounts(ctx, 'ctr'), 'a warm Mounts reuses the built answer');
+    fs.writeFileSync(s(2, 'fsmeta.erofs'), 'merged'); // containerd 2.2's differ finished its fsmeta
+    await new Promise((r) => setTimeout(r, 1100));
+    const merged = await backend.mounts(ctx, 'ctr');
+    assert.deepEqual(merged[0], m('erofs', s(2, 'fsmeta.erofs'), ['ro', 'loop', `device=${s(1, 'layer.erofs')}`, `device=${s(2, 'layer.erofs')}`]));
+    // The same key on another parent after Remove: a new snapshot, a new answer.
+    await backend.remove(ctx, 'ctr');
+    await backend.prepare(ctx, 'ctr', 'l0', {});
+    assert.deepEqual((await backend.mounts(ctx, 'ctr')).map((x) => x.source), [s(1, 'layer.erofs'), 'overlay']);
+  });
+});
+
 test('manager style, block mode (default_size): mkfs/ext4 writable layer first, upper and work inside it', async () => {
   const size = 64 << 20;
   await withBackend({ mountStyle: 'manager', defaultSize: size }, async ({ backend, root }) => {

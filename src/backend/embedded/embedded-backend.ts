@@ -59,6 +59,9 @@ function requireKey(what: string, key: unknown): string {
   return key;
 }
 
+/** How long a snapshot's built answer is reused (see EmbeddedBackend.answers). */
+const ANSWER_REUSE_MS = 1000;
+
 export class EmbeddedBackend implements Backend {
   private readonly layout: Layout;
   private readonly store: MetadataStore;
@@ -71,21 +74,22 @@ export class EmbeddedBackend implements Backend {
   /** Legacy style: snapshot ids whose layer.erofs we know is mounted on fs/. */
   private readonly mountedLayers = new Set<number>();
   /**
-   * Facts about committed snapshots that cannot change while they exist, so a
-   * warm Mounts of a deep image neither walks 128 rows nor stats 128 files:
-   * a committed snapshot's ancestor ids (ids are never reused, a committed
-   * parent is never rebased) and whether it has a fsmeta.erofs (written by the
-   * differ before Commit, never after). Dropped when the snapshot is removed.
+   * What a warm Mounts of a deep image would otherwise recompute every time
+   * (a 128-row parent walk, a stat per parent):
+   * - a committed snapshot's ancestor ids: ids are never reused and a committed
+   *   parent is never rebased, so they hold while the snapshot exists;
+   * - parents known to have a non-empty fsmeta.erofs: one never goes away while
+   *   its snapshot exists. "No fsmeta" is not remembered: containerd 2.2's
+   *   differ may still be generating it (an empty placeholder until done);
+   * - each active/view snapshot's answer, rebuilt when older than
+   *   ANSWER_REUSE_MS, so a fsmeta that appears later is used within a second
+   *   (until then the per-layer answer, which mounts the same tree). Frozen and
+   *   shared, so the proxy core plans it once too.
+   * All dropped when the snapshot is committed or removed.
    */
   private readonly committedChains = new Map<number, number[]>();
-  private readonly committedFsmeta = new Map<number, boolean>();
-  /**
-   * The answer of each active/view snapshot, built once: it depends only on
-   * the snapshot's id, kind and parent chain (none change while it is active
-   * or a view) and the facts above. Shared and frozen, so the proxy core
-   * plans it once too. Dropped when the snapshot is committed or removed.
-   */
-  private readonly answers = new Map<number, { parentId: number | null; kind: string; mounts: readonly Mount[] }>();
+  private readonly parentsWithFsmeta = new Set<number>();
+  private readonly answers = new Map<number, { parentId: number | null; kind: string; builtAt: number; mounts: readonly Mount[] }>();
   private closed = false;
 
   private constructor(options: EmbeddedBackendOptions, store: MetadataStore) {
@@ -294,18 +298,21 @@ export class EmbeddedBackend implements Backend {
     const input: ShapeInput = { kind: record.kind, id: record.id, parentIds: this.parentIds(record) };
     if (this.style === 'legacy') await this.ensureLayersMounted(input.parentIds);
     const known = this.answers.get(record.id);
-    if (known !== undefined && known.parentId === record.parentId && known.kind === record.kind) return known.mounts as Mount[];
+    const now = Date.now();
+    if (known !== undefined && known.parentId === record.parentId && known.kind === record.kind && now - known.builtAt < ANSWER_REUSE_MS) {
+      return known.mounts as Mount[];
+    }
     const mounts =
       this.style === 'manager'
         ? managerMounts(input, this.layout, { hasFsmeta: (id) => this.hasFsmeta(id) }, { defaultSize: this.defaultSize })
         : legacyMounts(input, this.layout);
-    this.answers.set(record.id, { parentId: record.parentId, kind: record.kind, mounts: freezeMounts(mounts) });
+    this.answers.set(record.id, { parentId: record.parentId, kind: record.kind, builtAt: now, mounts: freezeMounts(mounts) });
     return mounts;
   }
 
   private forgetFacts(id: number): void {
     this.committedChains.delete(id);
-    this.committedFsmeta.delete(id);
+    this.parentsWithFsmeta.delete(id);
     this.answers.delete(id);
   }
 
@@ -320,19 +327,18 @@ export class EmbeddedBackend implements Backend {
     return ids;
   }
 
-  /** Asked only about parents, which are committed (see committedFsmeta). */
+  /** Asked only about parents, which are committed (see parentsWithFsmeta). */
   private hasFsmeta(id: number): boolean {
-    let known = this.committedFsmeta.get(id);
-    if (known === undefined) {
-      // throwIfNoEntry: no exception built for the usual answer (no fsmeta).
-      try {
-        known = (fs.statSync(this.layout.fsmeta(id), { throwIfNoEntry: false })?.size ?? 0) > 0;
-      } catch {
-        known = false;
-      }
-      this.committedFsmeta.set(id, known);
+    if (this.parentsWithFsmeta.has(id)) return true;
+    let present = false;
+    // throwIfNoEntry: no exception built for the usual answer (no fsmeta).
+    try {
+      present = (fs.statSync(this.layout.fsmeta(id), { throwIfNoEntry: false })?.size ?? 0) > 0;
+    } catch {
+      present = false;
     }
-    return known;
+    if (present) this.parentsWithFsmeta.add(id);
+    return present;
   }
 
   /** Legacy style: every parent's layer.erofs must be mounted on its fs/ before the overlay can use it. */
