@@ -12,80 +12,69 @@ function cacheWithClock(ttlMs = 1000, maxEntries = 10) {
   return { cache, advance: (ms: number) => (now += ms) };
 }
 
-function remember(cache: MountsCache, namespace: string | undefined, key: string, mounts: Mount[]): void {
-  cache.store(cache.beginLookup(), namespace, key, mounts);
+function remember(cache: MountsCache, key: string, mounts: Mount[]): void {
+  cache.store(cache.beginLookup(), key, mounts);
 }
 
 describe('MountsCache', () => {
   test('answers a remembered key until the TTL has passed, then forgets it', () => {
     const { cache, advance } = cacheWithClock(1000);
-    remember(cache, 'ns', 'k', answer('/a'));
+    remember(cache, 'k', answer('/a'));
     advance(999);
-    assert.deepEqual(cache.lookup('ns', 'k'), answer('/a'));
+    assert.deepEqual(cache.lookup('k'), answer('/a'));
     advance(1);
-    assert.equal(cache.lookup('ns', 'k'), undefined);
+    assert.equal(cache.lookup('k'), undefined);
     assert.equal(cache.size, 0);
-  });
-
-  test('keeps namespaces apart, including names that would collide when joined naively', () => {
-    const { cache } = cacheWithClock();
-    remember(cache, 'a', 'b/c', answer('/1'));
-    remember(cache, 'a/b', 'c', answer('/2'));
-    remember(cache, undefined, 'a/b/c', answer('/3'));
-    assert.equal(cache.lookup('a', 'b/c')?.[0].source, '/1');
-    assert.equal(cache.lookup('a/b', 'c')?.[0].source, '/2');
-    assert.equal(cache.lookup(undefined, 'a/b/c')?.[0].source, '/3');
-    assert.equal(cache.lookup('', 'a/b/c'), undefined);
   });
 
   test('an answer that was in flight while any key changed is not stored', () => {
     const { cache } = cacheWithClock();
     const token = cache.beginLookup();
-    cache.forget('ns', 'other');
-    cache.store(token, 'ns', 'k', answer('/stale'));
-    assert.equal(cache.lookup('ns', 'k'), undefined);
+    cache.forget('other');
+    cache.store(token, 'k', answer('/stale'));
+    assert.equal(cache.lookup('k'), undefined);
     const afterClear = cache.beginLookup();
     cache.clear();
-    cache.store(afterClear, 'ns', 'k', answer('/stale'));
-    assert.equal(cache.lookup('ns', 'k'), undefined);
+    cache.store(afterClear, 'k', answer('/stale'));
+    assert.equal(cache.lookup('k'), undefined);
   });
 
   test('forget drops one key, clear drops all', () => {
     const { cache } = cacheWithClock();
-    remember(cache, 'ns', 'a', answer('/a'));
-    remember(cache, 'ns', 'b', answer('/b'));
-    cache.forget('ns', 'a');
-    assert.equal(cache.lookup('ns', 'a'), undefined);
-    assert.ok(cache.lookup('ns', 'b'));
+    remember(cache, 'a', answer('/a'));
+    remember(cache, 'b', answer('/b'));
+    cache.forget('a');
+    assert.equal(cache.lookup('a'), undefined);
+    assert.ok(cache.lookup('b'));
     cache.clear();
     assert.equal(cache.size, 0);
   });
 
   test('drops the least recently used answer beyond maxEntries', () => {
     const { cache } = cacheWithClock(1000, 2);
-    remember(cache, 'ns', 'a', answer('/a'));
-    remember(cache, 'ns', 'b', answer('/b'));
-    cache.lookup('ns', 'a'); // a is now more recent than b
-    remember(cache, 'ns', 'c', answer('/c'));
-    assert.ok(cache.lookup('ns', 'a'));
-    assert.equal(cache.lookup('ns', 'b'), undefined);
-    assert.ok(cache.lookup('ns', 'c'));
+    remember(cache, 'a', answer('/a'));
+    remember(cache, 'b', answer('/b'));
+    cache.lookup('a'); // a is now more recent than b
+    remember(cache, 'c', answer('/c'));
+    assert.ok(cache.lookup('a'));
+    assert.equal(cache.lookup('b'), undefined);
+    assert.ok(cache.lookup('c'));
   });
 
   test('a TTL of 0 remembers nothing', () => {
     const { cache } = cacheWithClock(0);
-    remember(cache, 'ns', 'k', answer('/a'));
-    assert.equal(cache.lookup('ns', 'k'), undefined);
+    remember(cache, 'k', answer('/a'));
+    assert.equal(cache.lookup('k'), undefined);
   });
 
   test('remembered answers are frozen: editing one throws instead of changing later answers', () => {
     const { cache } = cacheWithClock();
-    remember(cache, 'ns', 'k', answer('/a'));
-    const got = cache.lookup('ns', 'k')!;
+    remember(cache, 'k', answer('/a'));
+    const got = cache.lookup('k')!;
     assert.throws(() => got[0].options.push('rw'), TypeError);
     assert.throws(() => {
       got[0].source = '/elsewhere';
     }, TypeError);
-    assert.deepEqual(cache.lookup('ns', 'k'), answer('/a'));
+    assert.deepEqual(cache.lookup('k'), answer('/a'));
   });
 });

@@ -96,11 +96,11 @@ export class RemoteBackend implements Backend {
 
   /** Runs a call that changes `keys` upstream, forgetting their Mounts answers before and after it. */
   private async changing<T>(ctx: CallContext, keys: string[], call: () => Promise<T>): Promise<T> {
-    for (const key of keys) this.mountsCache.forget(ctx.namespace, key);
+    for (const key of keys) this.mountsCache.forget(key);
     try {
       return await call();
     } finally {
-      for (const key of keys) this.mountsCache.forget(ctx.namespace, key);
+      for (const key of keys) this.mountsCache.forget(key);
     }
   }
 
@@ -167,7 +167,7 @@ export class RemoteBackend implements Backend {
   }
 
   async mounts(ctx: CallContext, key: string): Promise<Mount[]> {
-    const remembered = this.isReady() ? this.mountsCache.lookup(ctx.namespace, key) : undefined;
+    const remembered = this.isReady() ? this.mountsCache.lookup(key) : undefined;
     if (remembered !== undefined) {
       ctx.signal?.throwIfAborted();
       this.onMountsCache('hit');
@@ -176,7 +176,7 @@ export class RemoteBackend implements Backend {
     this.onMountsCache('miss');
     const token = this.mountsCache.beginLookup();
     const res = await this.unary(this.client.mounts, ctx, { snapshotter: this.name, key });
-    return this.mountsCache.store(token, ctx.namespace, key, mountsFromWire(res.mounts));
+    return this.mountsCache.store(token, key, mountsFromWire(res.mounts));
   }
 
   async commit(ctx: CallContext, name: string, key: string, labels: Record<string, string>, parent: string): Promise<void> {

@@ -1,6 +1,10 @@
 /**
- * The remote backend's memory of the upstream's Mounts answers, per
- * (namespace, key).
+ * The remote backend's memory of the upstream's Mounts answers, per key.
+ *
+ * Keyed by the backend key alone: snapshotters keep one key space (containerd's
+ * metadata layer puts the namespace into the key), and containerd's garbage
+ * collector removes snapshots without any namespace, so an answer remembered
+ * under a namespace must be forgotten by a Remove that carries none.
  *
  * Why it is safe: a snapshotter's Mounts answer for a snapshot is fixed for
  * the snapshot's life (containerd's snapshotters derive it from the snapshot's
@@ -38,11 +42,6 @@ interface Entry {
 
 export type MountsCacheResult = 'hit' | 'miss';
 
-/** Namespace and key are length-prefixed so no pair of them can collide with another. */
-function entryId(namespace: string | undefined, key: string): string {
-  return namespace === undefined ? `-/${key}` : `${namespace.length}:${namespace}/${key}`;
-}
-
 export class MountsCache {
   private readonly entries = new Map<string, Entry>();
   private readonly now: () => number;
@@ -57,17 +56,16 @@ export class MountsCache {
     return this.entries.size;
   }
 
-  lookup(namespace: string | undefined, key: string): Mount[] | undefined {
-    const id = entryId(namespace, key);
-    const entry = this.entries.get(id);
+  lookup(key: string): Mount[] | undefined {
+    const entry = this.entries.get(key);
     if (entry === undefined) return undefined;
     if (this.now() - entry.storedAt >= this.options.ttlMs) {
-      this.entries.delete(id);
+      this.entries.delete(key);
       return undefined;
     }
     // Map iteration order is insertion order: re-inserting makes it the most recently used.
-    this.entries.delete(id);
-    this.entries.set(id, entry);
+    this.entries.delete(key);
+    this.entries.set(key, entry);
     return entry.mounts as Mount[];
   }
 
@@ -76,9 +74,9 @@ export class MountsCache {
     return this.epoch;
   }
 
-  store(token: number, namespace: string | undefined, key: string, mounts: Mount[]): Mount[] {
+  store(token: number, key: string, mounts: Mount[]): Mount[] {
     if (this.options.ttlMs <= 0 || token !== this.epoch) return mounts;
-    this.entries.set(entryId(namespace, key), { mounts: freezeMounts(mounts), storedAt: this.now() });
+    this.entries.set(key, { mounts: freezeMounts(mounts), storedAt: this.now() });
     while (this.entries.size > this.options.maxEntries) {
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);
@@ -87,9 +85,9 @@ export class MountsCache {
   }
 
   /** The key is about to change (call before and after the change reaches the upstream). */
-  forget(namespace: string | undefined, key: string): void {
+  forget(key: string): void {
     this.epoch++;
-    this.entries.delete(entryId(namespace, key));
+    this.entries.delete(key);
   }
 
   /** Anything may have changed (the upstream connection was lost, the backend closes). */
