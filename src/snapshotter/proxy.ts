@@ -103,9 +103,10 @@ export class ProxySnapshotter implements ProxySnapshotterApi {
   private readonly observer?: { onRewrite(outcome: RewriteOutcome): void };
   private readonly env: RewriteEnv;
   /**
-   * Plans of answers the backend shares between calls (the remote backend's
-   * remembered Mounts answers, frozen): a warm Mounts then skips re-checking
-   * every lower path. The plan lives exactly as long as the shared answer.
+   * Plans of answers the backend shares between calls (frozen: the remote
+   * backend's remembered Mounts answers, the embedded backend's built ones):
+   * a warm Mounts then skips re-checking every lower path. The plan lives
+   * exactly as long as the shared answer.
    */
   private readonly sharedAnswerPlans = new WeakMap<readonly Mount[], { profile: string; key: string; plan: RewritePlan }>();
   private closed = false;

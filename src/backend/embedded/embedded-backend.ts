@@ -89,7 +89,7 @@ export class EmbeddedBackend implements Backend {
    */
   private readonly committedChains = new Map<number, number[]>();
   private readonly parentsWithFsmeta = new Set<number>();
-  private readonly answers = new Map<number, { parentId: number | null; kind: string; builtAt: number; mounts: readonly Mount[] }>();
+  private readonly answers = new Map<number, { parentId: number | null; kind: SnapshotRecord['kind']; builtAt: number; mounts: readonly Mount[] }>();
   private closed = false;
 
   private constructor(options: EmbeddedBackendOptions, store: MetadataStore) {
@@ -335,7 +335,7 @@ export class EmbeddedBackend implements Backend {
     try {
       present = (fs.statSync(this.layout.fsmeta(id), { throwIfNoEntry: false })?.size ?? 0) > 0;
     } catch {
-      present = false;
+      /* unreadable: treated as no fsmeta, asked again next time */
     }
     if (present) this.parentsWithFsmeta.add(id);
     return present;

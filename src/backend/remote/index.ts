@@ -95,7 +95,7 @@ export class RemoteBackend implements Backend {
   }
 
   /** Runs a call that changes `keys` upstream, forgetting their Mounts answers before and after it. */
-  private async changing<T>(ctx: CallContext, keys: string[], call: () => Promise<T>): Promise<T> {
+  private async changing<T>(keys: string[], call: () => Promise<T>): Promise<T> {
     for (const key of keys) this.mountsCache.forget(key);
     try {
       return await call();
@@ -157,12 +157,12 @@ export class RemoteBackend implements Backend {
   }
 
   async prepare(ctx: CallContext, key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
-    const res = await this.changing(ctx, [key], () => this.unary(this.client.prepare, ctx, { snapshotter: this.name, key, parent, labels }));
+    const res = await this.changing([key], () => this.unary(this.client.prepare, ctx, { snapshotter: this.name, key, parent, labels }));
     return mountsFromWire(res.mounts);
   }
 
   async view(ctx: CallContext, key: string, parent: string, labels: Record<string, string>): Promise<Mount[]> {
-    const res = await this.changing(ctx, [key], () => this.unary(this.client.view, ctx, { snapshotter: this.name, key, parent, labels }));
+    const res = await this.changing([key], () => this.unary(this.client.view, ctx, { snapshotter: this.name, key, parent, labels }));
     return mountsFromWire(res.mounts);
   }
 
@@ -180,11 +180,11 @@ export class RemoteBackend implements Backend {
   }
 
   async commit(ctx: CallContext, name: string, key: string, labels: Record<string, string>, parent: string): Promise<void> {
-    await this.changing(ctx, [key, name], () => this.unary(this.client.commit, ctx, { snapshotter: this.name, name, key, labels, parent }));
+    await this.changing([key, name], () => this.unary(this.client.commit, ctx, { snapshotter: this.name, name, key, labels, parent }));
   }
 
   async remove(ctx: CallContext, key: string): Promise<void> {
-    await this.changing(ctx, [key], () => this.unary(this.client.remove, ctx, { snapshotter: this.name, key }));
+    await this.changing([key], () => this.unary(this.client.remove, ctx, { snapshotter: this.name, key }));
   }
 
   async stat(ctx: CallContext, key: string): Promise<SnapshotInfo> {
@@ -195,7 +195,7 @@ export class RemoteBackend implements Backend {
 
   async update(ctx: CallContext, info: SnapshotInfo, fieldPaths: string[]): Promise<SnapshotInfo> {
     // Labels can change a snapshot's mounts (containerd's EROFS snapshotter sizes block-mode layers from one).
-    const res = await this.changing(ctx, [info.name], () =>
+    const res = await this.changing([info.name], () =>
       this.unary(this.client.update, ctx, { snapshotter: this.name, info: infoToWire(info), updateMask: fieldPaths.length > 0 ? fieldPaths : undefined }),
     );
     if (!res.info) throw new Error(`upstream snapshotter at ${this.address} answered Update(${info.name}) without info`);
