@@ -75,8 +75,8 @@ function isPathProblem(code: string): boolean {
 
 export class FlatDiskBuilder {
   private readonly cache = new Map<string, CacheEntry>();
-  /** A plan reused for a shared answer (see ProxySnapshotter) keeps its cache key: 128 paths are not re-serialised per call. */
-  private readonly cacheKeys = new WeakMap<FlatPlan, string>();
+  /** A plan reused for a shared answer (see ProxySnapshotter) keeps its inputs and cache key: 128 paths are not copied and re-serialised per call. */
+  private readonly planInputs = new WeakMap<FlatPlan, { inputs: string[]; cacheKey: string }>();
   private readonly inflight = new Map<string, Promise<CacheEntry>>();
   private readonly merged: MergedFsmetaBuilder;
 
@@ -95,13 +95,7 @@ export class FlatDiskBuilder {
   }
 
   async build(plan: FlatPlan, what: string): Promise<BuiltDisk> {
-    const inputs = plan.fsmeta !== undefined && plan.source !== 'merge' ? [plan.fsmeta, ...plan.layers] : [...plan.layers];
-    if (plan.source === 'merge' && plan.fsmeta !== undefined) inputs.push(plan.fsmeta); // part of the answer's identity
-    let cacheKey = this.cacheKeys.get(plan);
-    if (cacheKey === undefined) {
-      cacheKey = JSON.stringify([plan.source, inputs]);
-      this.cacheKeys.set(plan, cacheKey);
-    }
+    const { inputs, cacheKey } = this.inputsOf(plan);
     let identities: string[] | undefined;
 
     // A GC may run whenever we await; files are pinned and re-checked in the
@@ -131,6 +125,18 @@ export class FlatDiskBuilder {
       built.release();
       if (attempt >= 3) throw new SnapshotterError('Internal', `${what}: store files keep vanishing while the descriptor is built`);
     }
+  }
+
+  /** The files the answer depends on, in order, and the cache key naming them. */
+  private inputsOf(plan: FlatPlan): { inputs: string[]; cacheKey: string } {
+    let known = this.planInputs.get(plan);
+    if (known === undefined) {
+      const inputs = plan.fsmeta !== undefined && plan.source !== 'merge' ? [plan.fsmeta, ...plan.layers] : [...plan.layers];
+      if (plan.source === 'merge' && plan.fsmeta !== undefined) inputs.push(plan.fsmeta); // part of the answer's identity
+      known = { inputs, cacheKey: JSON.stringify([plan.source, inputs]) };
+      this.planInputs.set(plan, known);
+    }
+    return known;
   }
 
   /** (dev, inode, size, mtime) of every input; a missing input is FailedPrecondition naming it. */
