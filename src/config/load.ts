@@ -48,6 +48,7 @@ const fileSchema = z.strictObject({
   metrics_address: shape.metrics_address.optional(),
   backend: shape.backend.optional(),
   shutdown_timeout_ms: shape.shutdown_timeout_ms.optional(),
+  host_mount_roots: shape.host_mount_roots.optional(),
   remote: shape.remote.partial().optional(),
   embedded: shape.embedded.partial().optional(),
   profiles: shape.profiles.optional(),

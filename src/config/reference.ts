@@ -40,7 +40,7 @@ export function renderReferenceToml(): string {
   for (const [key, field] of Object.entries(shape)) {
     const value = defaults[key];
     if (key === 'profiles') continue;
-    if (typeof value === 'object' && value !== null) {
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
       tables.push(renderTable(key, field as unknown as z.ZodObject, value as Record<string, unknown>));
     } else {
       out.push(...comment(describe(field as z.ZodType)), keyLine(key, value), '');

@@ -28,7 +28,13 @@ const profileSchema = z
   .strictObject({
     rewrite: z
       .boolean()
-      .describe('true: container root filesystems get one `vmdk` mount (VM runtimes); false: mounts pass through unchanged (runc, debugging)'),
+      .describe('true: container root filesystems get one disk-backed mount (VM runtimes); false: mounts pass through unchanged (runc, debugging)'),
+    contract: z
+      .union([z.literal(1), z.literal(2)], { message: 'must be 1 or 2' })
+      .default(2)
+      .describe(
+        'mount contract of rewritten root filesystems: 2 = one `fuse.erofs-vmdk-mount` entry that containerd can also mount on the host (ctr run, CRI) through the erofs-vmdk-mount helper; 1 = the `vmdk` entry, for VM runtimes that only know it (the host cannot mount it)',
+      ),
   })
   .describe('one containerd proxy plugin name served by this daemon');
 
@@ -88,6 +94,11 @@ export const configSchema = z
       .int()
       .min(0)
       .describe('on SIGTERM/SIGINT, how long in-flight calls may take to finish before they are cancelled (milliseconds)'),
+    host_mount_roots: z
+      .array(absolutePath('host_mount_roots entry'))
+      .describe(
+        'directories besides `root` whose files the host mount helper (erofs-vmdk-mount) may mount: with backend = "remote", the upstream snapshotter\'s root (its layer blobs are named in descriptors)',
+      ),
     remote: remoteSchema,
     embedded: embeddedSchema,
     profiles: z
@@ -118,11 +129,12 @@ export function defaultConfig(): Config {
     metrics_address: '',
     backend: 'embedded',
     shutdown_timeout_ms: 10_000,
+    host_mount_roots: [],
     remote: { address: '', snapshotter: '', connect_timeout_ms: 1500, call_timeout_ms: 0, mounts_cache_ttl_ms: 10_000 },
     embedded: { mount_style: 'legacy', default_size: 0 },
     profiles: {
-      'erofs-vmdk': { rewrite: true },
-      'erofs-vmdk-host': { rewrite: false },
+      'erofs-vmdk': { rewrite: true, contract: 2 },
+      'erofs-vmdk-host': { rewrite: false, contract: 2 },
     },
   };
 }

@@ -5,6 +5,8 @@ export {
   VMDK_MOUNT_OPTIONS,
   type FlatPlan,
   type FlatSource,
+  type MountContract,
+  type WritableLayer,
   type PassthroughPlan,
   type PassthroughReason,
   type RewriteEnv,
@@ -12,3 +14,4 @@ export {
   type RewritePlan,
 } from './plan-types';
 export { renumberTemplates, TemplateError, type CollapsedRun } from './templates';
+export { HOST_MOUNT_TYPE, CONTRACT_V2_OPTIONS } from './contract-v2';

@@ -39,7 +39,20 @@ export interface FlatPlan {
   before: Mount[];
   /** Mounts after the vmdk mount, already renumbered. */
   after: Mount[];
+  /** Which mount contract `renderMounts` speaks (docs/contract-v2.md). */
+  contract: MountContract;
+  /** Contract 2: the writable layer on top of the EROFS root, read off `before`/`after`. */
+  writable?: WritableLayer;
 }
+
+/** 1: the `vmdk` entry in place of the erofs run; 2: one host-mountable `fuse.erofs-vmdk-mount` entry. */
+export type MountContract = 1 | 2;
+
+/** What a contract v2 entry puts on top of the read-only EROFS root. */
+export type WritableLayer =
+  | { kind: 'none' }
+  | { kind: 'directory'; upperdir: string; workdir: string }
+  | { kind: 'image'; image: string; size: number; fs: 'ext4' };
 
 export type RewritePlan = PassthroughPlan | FlatPlan;
 
@@ -52,6 +65,8 @@ export interface RewriteInput {
   rewrite: boolean;
   /** Mounts as the backend returned them. */
   mounts: Mount[];
+  /** The profile's mount contract (default 1 here; profiles default to 2 in the config). */
+  contract?: MountContract;
 }
 
 /**

@@ -9,6 +9,7 @@ import { checkLayerPath, planError, refuse, type PlanContext } from './errors';
 import { parseErofsOptions } from './erofs-options';
 import { isOverlayType, optionValue, viewOverlayAsBind } from './overlay';
 import { hasTemplate, renumberTemplates, TemplateError, type CollapsedRun } from './templates';
+import { renderContractV2, writableLayerOf } from './contract-v2';
 import {
   MAX_LAYERS,
   VMDK_MOUNT_OPTIONS,
@@ -33,18 +34,31 @@ export function planRewrite(input: RewriteInput, env: RewriteEnv): RewritePlan {
   if (isExtractKey(input.key)) return passthrough('extract-key');
   const ctx: PlanContext = { key: input.key, profile: input.profile };
   checkMountList(ctx, input.mounts);
+  const plan = planFlat(ctx, input.mounts, env);
+  if (plan.kind === 'flat' && input.contract === 2) {
+    // Decided before any disk is built: a shape v2 cannot carry is refused up front.
+    plan.contract = 2;
+    plan.writable = writableLayerOf(ctx, plan);
+  }
+  return plan;
+}
 
-  const erofs = input.mounts.flatMap((m, i) => (m.type === 'erofs' ? [i] : []));
-  if (erofs.length === 0) return planLegacy(ctx, input.mounts, env);
+function planFlat(ctx: PlanContext, mounts: Mount[], env: RewriteEnv): RewritePlan {
+  const erofs = mounts.flatMap((m, i) => (m.type === 'erofs' ? [i] : []));
+  if (erofs.length === 0) return planLegacy(ctx, mounts, env);
   const run: CollapsedRun = { start: erofs[0], end: erofs[erofs.length - 1] };
   if (erofs.length !== run.end - run.start + 1) {
     throw refuse(ctx, `erofs mounts ${erofs.join(', ')} are not one contiguous run`);
   }
-  return planManagerRun(ctx, input.mounts, run);
+  return planManagerRun(ctx, mounts, run);
 }
 
-/** The vmdk mount of contract v1 followed/preceded by the kept mounts. */
+/**
+ * The mounts containerd receives: contract 1, the vmdk mount followed/preceded
+ * by the kept mounts; contract 2, the one host-mountable entry.
+ */
 export function renderMounts(plan: FlatPlan, descriptorPath: string): Mount[] {
+  if (plan.contract === 2 && plan.writable) return renderContractV2(plan.writable, descriptorPath);
   const vmdk: Mount = { type: 'vmdk', source: descriptorPath, target: '', options: [...VMDK_MOUNT_OPTIONS] };
   return [...plan.before.map(cloneMount), vmdk, ...plan.after.map(cloneMount)];
 }
@@ -104,7 +118,7 @@ function planManagerRun(ctx: PlanContext, mounts: Mount[], run: CollapsedRun): F
     const renumbered = renumberMount(ctx, m, index, run, total);
     return collapsedView(ctx, index, m, renumbered);
   });
-  const plan: FlatPlan = { kind: 'flat', source, shape: 'mount-manager', layers, fsmetaLayers: devices.length, before, after };
+  const plan: FlatPlan = { kind: 'flat', source, shape: 'mount-manager', layers, fsmetaLayers: devices.length, before, after, contract: 1 };
   if (fsmeta !== undefined) plan.fsmeta = fsmeta;
   return plan;
 }
@@ -188,6 +202,7 @@ function planLegacy(ctx: PlanContext, mounts: Mount[], env: RewriteEnv): Rewrite
     fsmetaLayers: 0,
     before: [],
     after: [after],
+    contract: 1,
   };
 }
 
@@ -210,5 +225,5 @@ function planLegacyOneLayerView(ctx: PlanContext, bind: Mount, env: RewriteEnv):
   }
   if (bind.target !== '') throw refuse(ctx, `read-only bind of layer ${JSON.stringify(bind.source)} has a target (${JSON.stringify(bind.target)})`);
   checkLayerPath(ctx, 'layer of the read-only bind', blob);
-  return { kind: 'flat', source: 'single', shape: 'legacy', layers: [blob], fsmetaLayers: 0, before: [], after: [] };
+  return { kind: 'flat', source: 'single', shape: 'legacy', layers: [blob], fsmetaLayers: 0, before: [], after: [], contract: 1 };
 }

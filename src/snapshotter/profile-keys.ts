@@ -10,6 +10,8 @@ import { invalidArgument, SnapshotterError } from '../errdefs';
 
 export interface ProfileConfig {
   rewrite: boolean;
+  /** Mount contract of rewritten answers (docs/contract-v2.md); default 2. */
+  contract?: 1 | 2;
 }
 
 /** Profile names become key prefixes: no separator, nothing invisible. */

@@ -87,6 +87,7 @@ export const legacyLayerEnv: RewriteEnv = {
 interface Profile {
   name: string;
   rewrite: boolean;
+  contract: 1 | 2;
   keys: ProfileKeys;
 }
 
@@ -117,7 +118,9 @@ export class ProxySnapshotter implements ProxySnapshotterApi {
     for (const name of names) {
       const rewrite = options.profiles[name]?.rewrite;
       if (typeof rewrite !== 'boolean') throw invalidArgument(`profile ${name}: rewrite must be true or false`);
-      this.profiles.set(name, { name, rewrite, keys: new ProfileKeys(name) });
+      const contract = options.profiles[name]?.contract ?? 2;
+      if (contract !== 1 && contract !== 2) throw invalidArgument(`profile ${name}: contract must be 1 or 2`);
+      this.profiles.set(name, { name, rewrite, contract, keys: new ProfileKeys(name) });
     }
     this.backend = options.backend;
     this.logger = options.logger;
@@ -181,7 +184,7 @@ export class ProxySnapshotter implements ProxySnapshotterApi {
     const shared = Object.isFrozen(mounts);
     const known = shared ? this.sharedAnswerPlans.get(mounts) : undefined;
     if (known !== undefined && known.profile === p.name && known.key === key) return known.plan;
-    const plan = planRewrite({ key, profile: p.name, rewrite: p.rewrite, mounts }, this.env);
+    const plan = planRewrite({ key, profile: p.name, rewrite: p.rewrite, mounts, contract: p.contract }, this.env);
     if (shared) this.sharedAnswerPlans.set(mounts, { profile: p.name, key, plan });
     return plan;
   }
@@ -222,7 +225,7 @@ export class ProxySnapshotter implements ProxySnapshotterApi {
     // info log holds one line per rewrite rather than one per call.
     const level = built.cached ? 'debug' : 'info';
     this.logger[level]({
-      key, profile: p.name, layers: built.layers, outcome: 'flat', source: plan.source, shape: plan.shape,
+      key, profile: p.name, layers: built.layers, outcome: 'flat', source: plan.source, shape: plan.shape, contract: plan.contract,
       repaired: built.repaired, merged: built.merged, cached: built.cached, descriptor: built.descriptor,
     }, 'mounts rewritten to a flat vmdk');
     return renderMounts(plan, built.descriptor);

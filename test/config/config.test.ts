@@ -28,7 +28,8 @@ describe('defaults', () => {
     assert.equal(c.address, '/run/erofs-vmdk/erofs-vmdk.sock');
     assert.equal(c.root, '/var/lib/erofs-vmdk');
     assert.equal(c.backend, 'embedded');
-    assert.deepEqual(c.profiles, { 'erofs-vmdk': { rewrite: true }, 'erofs-vmdk-host': { rewrite: false } });
+    assert.deepEqual(c.profiles, { 'erofs-vmdk': { rewrite: true, contract: 2 }, 'erofs-vmdk-host': { rewrite: false, contract: 2 } });
+    assert.deepEqual(c.host_mount_roots, []);
   });
 
   test('a missing default config file is fine; a missing explicit one is an error naming it', () => {
@@ -56,7 +57,7 @@ describe('precedence: flags > file > defaults', () => {
 
   test('a [profiles] table replaces the default set', () => {
     withConfigFile('[profiles.vm]\nrewrite = true\n', (file) => {
-      assert.deepEqual(loadConfig({ configPath: file }).config.profiles, { vm: { rewrite: true } });
+      assert.deepEqual(loadConfig({ configPath: file }).config.profiles, { vm: { rewrite: true, contract: 2 } }, 'contract defaults to 2');
     });
   });
 });

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import pino from 'pino';
 import type { CallContext } from '../../src/backend/backend';
 import { SnapshotterError } from '../../src/errdefs';
-import { ProxySnapshotter, type RewriteOutcome } from '../../src/snapshotter/proxy';
+import { ProxySnapshotter, type ProxyOptions, type RewriteOutcome } from '../../src/snapshotter/proxy';
 import type { FlatDiskDeps } from '../../src/snapshotter/flat-disk-builder';
 import { prepareFlatDisk } from '../../src/erofs/flat-layout';
 import { mergeLayers } from '../../src/merge';
@@ -14,7 +14,8 @@ import { fixture } from '../support/fixtures';
 import { FakeBackend, FSMETA_LABEL, LAYER_LABEL } from './fake-backend';
 
 export const NS: CallContext = { namespace: 'default' };
-export const PROFILES = { 'erofs-vmdk': { rewrite: true }, 'erofs-vmdk-host': { rewrite: false } };
+// The proxy-core suites specify contract v1 shapes; contract v2 has its own (proxy-contract-v2.test.ts).
+export const PROFILES = { 'erofs-vmdk': { rewrite: true, contract: 1 as const }, 'erofs-vmdk-host': { rewrite: false } };
 
 export interface Harness {
   root: string;
@@ -29,14 +30,14 @@ export interface Harness {
 
 export const realDeps: FlatDiskDeps = { prepareFlatDisk, renderDescriptor: (e) => renderDescriptor(e), mergeLayers };
 
-export function startHarness(options: { backend?: FakeBackend; deps?: Partial<FlatDiskDeps>; revalidateMs?: number } = {}): Harness {
+export function startHarness(options: { backend?: FakeBackend; deps?: Partial<FlatDiskDeps>; revalidateMs?: number; profiles?: ProxyOptions['profiles'] } = {}): Harness {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'erofs-vmdk-proxy-'));
   const backend = options.backend ?? new FakeBackend();
   const outcomes: RewriteOutcome[] = [];
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line)) });
   const make = () => new ProxySnapshotter(
-    { root, backend, profiles: PROFILES, logger, observer: { onRewrite: (o) => void outcomes.push(o) } },
+    { root, backend, profiles: options.profiles ?? PROFILES, logger, observer: { onRewrite: (o) => void outcomes.push(o) } },
     { deps: { ...realDeps, ...options.deps }, revalidateMs: options.revalidateMs },
   );
   const h: Harness = {
