@@ -17,14 +17,14 @@ const repoRoot = path.resolve(__dirname, '..', '..', '..', '..');
 export const versionCommand: Command = {
   name: 'version',
   summary: 'print the version of erofs-vmdk and of the APIs it speaks',
-  usage: 'Usage: erofs-vmdk version\n\nPrints the erofs-vmdk version, the Node.js version, the gRPC API served and the descriptor contract version.',
+  usage: 'Usage: erofs-vmdk version\n\nPrints the erofs-vmdk version, the Node.js version, the gRPC API served and the mount contract versions.',
   async run() {
     const grpcJs = packageVersion(path.dirname(require.resolve('@grpc/grpc-js/package.json')));
     process.stdout.write(
       [
         `erofs-vmdk ${packageVersion(repoRoot)}`,
         `  api:        containerd.services.snapshots.v1.Snapshots, grpc.health.v1.Health`,
-        `  mount:      vmdk contract v1 (X-vmdk.fs=erofs, X-vmdk.layout=flat)`,
+        `  mount:      contract v2 (default: fuse.erofs-vmdk-mount, X-erofs-vmdk.contract=2), v1 (vmdk, X-vmdk.fs=erofs, X-vmdk.layout=flat)`,
         `  node:       ${process.version}`,
         `  grpc-js:    ${grpcJs}`,
         '',
