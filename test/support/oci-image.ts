@@ -9,6 +9,9 @@
  *   });
  *   img.chainIds   // snapshot names containerd gives the unpacked layers (bottom first)
  *
+ * `user` sets the image config's `User` (what `ctr run` and CRI resolve with the
+ * image's /etc/passwd and /etc/group); usersLayer() writes those two files.
+ *
  * Layers are uncompressed tars (application/vnd.oci.image.layer.v1.tar), so
  * each layer's digest is also its diff ID. Whiteouts are OCI `.wh.<name>`
  * entries. The tar writer is plain ustar (names up to 100 bytes, or 255 with
@@ -107,6 +110,16 @@ export function busyboxLayer(applets = ['sh', 'cat', 'ls', 'echo', 'test', 'stat
   ];
 }
 
+/** An /etc/passwd and /etc/group for `users` (name, uid, gid) and `groups` (name, gid, members). */
+export function usersLayer(users: { name: string; uid: number; gid: number }[], groups: { name: string; gid: number; members?: string[] }[]): TarEntry[] {
+  const passwd = [
+    'root:x:0:0:root:/root:/bin/sh',
+    ...users.map((u) => `${u.name}:x:${u.uid}:${u.gid}::/home/${u.name}:/bin/sh`),
+  ];
+  const group = ['root:x:0:', ...groups.map((g) => `${g.name}:x:${g.gid}:${(g.members ?? []).join(',')}`)];
+  return [dir('etc'), file('etc/passwd', `${passwd.join('\n')}\n`), file('etc/group', `${group.join('\n')}\n`)];
+}
+
 export interface OciImage {
   archive: string;
   name: string;
@@ -127,7 +140,7 @@ export function chainIds(diffIds: string[]): string[] {
 /** Writes an OCI image-layout tar at `archive` and returns its digests. */
 export function buildOciArchive(
   archive: string,
-  spec: { name: string; layers: TarEntry[][]; cmd?: string[]; env?: string[]; architecture?: string },
+  spec: { name: string; layers: TarEntry[][]; cmd?: string[]; env?: string[]; user?: string; architecture?: string },
 ): OciImage {
   const blobs = new Map<string, Buffer>();
   const put = (b: Buffer) => {
@@ -142,7 +155,7 @@ export function buildOciArchive(
     JSON.stringify({
       architecture,
       os: 'linux',
-      config: { Cmd: spec.cmd ?? ['/bin/sh'], Env: spec.env ?? ['PATH=/bin'], WorkingDir: '/' },
+      config: { Cmd: spec.cmd ?? ['/bin/sh'], Env: spec.env ?? ['PATH=/bin'], WorkingDir: '/', ...(spec.user !== undefined ? { User: spec.user } : {}) },
       rootfs: { type: 'layers', diff_ids: diffIds },
       history: spec.layers.map((_, i) => ({ created_by: `erofs-vmdk test layer ${i + 1}` })),
     }),
