@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { type ServiceError, status } from '@grpc/grpc-js';
+import { assertContractV2, embeddedDirectoryLayer } from '../support/contract';
 import { startDaemon, TestDaemon, unpackFixture } from '../support/daemon';
 import { cliPath, fixture } from '../support/fixtures';
 import { listFlatDescriptor, makeTempDir } from '../support/kernel-mounts';
@@ -163,13 +164,13 @@ describe('SIGTERM / SIGINT', () => {
 });
 
 describe('embedded backend (the default)', () => {
-  test('serve with the embedded backend flattens an image unpacked by the EROFS differ', async () => {
+  test('serve with the embedded backend flattens an image unpacked by the EROFS differ into one contract v2 entry', async () => {
     const d = await startDaemon({ backend: 'embedded', config: { embedded: { mount_style: 'manager' } } });
     try {
       const img = await unpackFixture(d.client, { snapshotter: VM, caseDir: fixture('basic'), differ: 'copy' });
       const mounts = await d.client.prepare({ snapshotter: VM, key: 'default/20/ctr', parent: img.top });
-      assert.equal(mounts[0].type, 'vmdk');
-      assert.equal(await listFlatDescriptor(mounts[0].source), fs.readFileSync(fixture('basic', 'expected.tsv'), 'utf8'));
+      const descriptor = assertContractV2(mounts, embeddedDirectoryLayer(d.root));
+      assert.equal(await listFlatDescriptor(descriptor), fs.readFileSync(fixture('basic', 'expected.tsv'), 'utf8'));
     } finally {
       await d.close();
     }

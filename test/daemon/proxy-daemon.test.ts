@@ -3,6 +3,9 @@
  * temp unix socket, remote backend -> the test upstream (containerd 2.x EROFS
  * snapshotter mount shapes pointing at the fixture blobs), driven with a
  * grpc-js client sending `containerd-namespace` and backend keys `ns/seq/key`.
+ * By default the rewriting profile answers mount contract v2 (one
+ * `fuse.erofs-vmdk-mount` entry, docs/contract-v2.md); `contract = 1` keeps
+ * the v1 `vmdk` list, checked in its own suites below.
  */
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
@@ -11,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { type ServiceError, status } from '@grpc/grpc-js';
 import { Mount as WireMount, type Mount } from '../../api/gen/containerd/types/mount';
 import { lintDescriptor, parseDescriptor } from '../../src/vmdk';
+import { assertContractV2, CONTRACT_V1_CONFIG, descriptorOfRootfs, V1_VMDK_OPTIONS, V2_TYPE, type V2Writable } from '../support/contract';
 import { SnapshotsTestClient, startDaemon, type TestDaemon, unpackFixture } from '../support/daemon';
 import { fixture } from '../support/fixtures';
 import { listFlatDescriptor, makeTempDir } from '../support/kernel-mounts';
@@ -18,7 +22,7 @@ import { startUpstream, type TestUpstream } from '../support/upstream';
 
 const VM = 'erofs-vmdk';
 const HOST = 'erofs-vmdk-host';
-const VMDK_OPTIONS = ['ro', 'X-vmdk.fs=erofs', 'X-vmdk.layout=flat'];
+const BASIC_EXTENTS = ['fsmeta.erofs', 'layer1.erofs', 'layer2.erofs', 'layer3.erofs', 'layer4.erofs'];
 
 function encoded(mounts: Mount[]): Buffer[] {
   return mounts.map((m) => Buffer.from(WireMount.encode(m).finish()));
@@ -42,6 +46,24 @@ function assertLintsClean(descriptor: string): void {
 
 function descriptorExtents(descriptor: string): string[] {
   return parseDescriptor(fs.readFileSync(descriptor, 'utf8')).extents.map((e) => String(e.path));
+}
+
+/** The value of `name=` in a mount's options (asserted present). */
+function optionOf(m: Mount, name: string): string {
+  const o = m.options.find((x) => x.startsWith(`${name}=`));
+  assert.ok(o !== undefined, `${name}= in ${JSON.stringify(m)}`);
+  return o.slice(name.length + 1);
+}
+
+/**
+ * The writable layer a v2 answer must carry for the daemon's last container
+ * Prepare: the upstream overlay's own upperdir and workdir (directory mode).
+ */
+async function upstreamDirectoryLayer(up: TestUpstream): Promise<V2Writable> {
+  const upstream = await up_mounts(up, lastUpstreamKey(up, 'Prepare'));
+  const overlay = upstream[upstream.length - 1];
+  assert.equal(overlay.type, 'format/mkdir/overlay', `upstream answer: ${JSON.stringify(upstream)}`);
+  return { kind: 'directory', upperdir: optionOf(overlay, 'upperdir'), workdir: optionOf(overlay, 'workdir') };
 }
 
 describe('erofs-vmdk serve with a remote backend', () => {
@@ -78,38 +100,34 @@ describe('erofs-vmdk serve with a remote backend', () => {
       const mounts = await d.client.prepare({ snapshotter: VM, key, parent });
       const upstream = await up_mounts(up, lastUpstreamKey(up, 'Prepare'));
       assert.deepEqual(encoded(mounts), encoded(upstream));
-      assert.ok(!mounts.some((m) => m.type === 'vmdk'));
+      assert.ok(!mounts.some((m) => m.type === 'vmdk' || m.type === V2_TYPE), 'no rootfs disk mount for an unpack');
       await d.client.remove({ snapshotter: VM, key });
     }
   });
 
-  test('container Prepare on basic: [vmdk, format/mkdir/overlay lowerdir={{ mount 0 }}], the descriptor lints clean and lists expected.tsv', async () => {
+  test('container Prepare on basic: one fuse.erofs-vmdk-mount entry with the upstream overlay\'s upperdir/workdir, the descriptor lints clean and lists expected.tsv', async () => {
     const key = `default/${seq++}/ctr-basic`;
     const mounts = await d.client.prepare({ snapshotter: VM, key, parent: basicTop, labels: { 'containerd.io/snapshot/cri.x': '1' } });
-    assert.equal(mounts.length, 2);
-    const [vmdk, overlay] = mounts;
-    assert.equal(vmdk.type, 'vmdk');
-    assert.deepEqual(vmdk.options, VMDK_OPTIONS);
-    assert.match(vmdk.source, new RegExp(`^${d.root}/vmdk/[0-9a-f]{64}\\.vmdk$`));
     const upstream = await up_mounts(up, lastUpstreamKey(up, 'Prepare'));
-    assert.deepEqual(overlay, upstream[1], 'everything after the erofs run is unchanged');
-    assert.equal(overlay.type, 'format/mkdir/overlay');
-    assert.ok(overlay.options.includes('lowerdir={{ mount 0 }}'));
-    assertLintsClean(vmdk.source);
+    assert.deepEqual(upstream.map((m) => m.type), ['erofs', 'format/mkdir/overlay'], 'upstream answer: fsmeta erofs + overlay');
+    assert.ok(upstream[1].options.includes('lowerdir={{ mount 0 }}'));
+    const descriptor = assertContractV2(mounts, await upstreamDirectoryLayer(up));
+    assert.match(descriptor, new RegExp(`^${d.root}/vmdk/[0-9a-f]{64}\\.vmdk$`));
+    assertLintsClean(descriptor);
     // fsmeta first, then the layers bottom first: the fixture files themselves.
-    assert.deepEqual(descriptorExtents(vmdk.source), ['fsmeta.erofs', 'layer1.erofs', 'layer2.erofs', 'layer3.erofs', 'layer4.erofs'].map((f) => fixture('basic', f)));
-    assert.equal(await listFlatDescriptor(vmdk.source), expectedTsv('basic'));
+    assert.deepEqual(descriptorExtents(descriptor), BASIC_EXTENTS.map((f) => fixture('basic', f)));
+    assert.equal(await listFlatDescriptor(descriptor), expectedTsv('basic'));
     // Mounts of the same key: same answer.
     assert.deepEqual(await d.client.mounts({ snapshotter: VM, key }), mounts);
-    basicCtr = { key, descriptor: vmdk.source };
+    basicCtr = { key, descriptor };
   });
 
-  test('View of the image: [vmdk, format/bind {{ mount 0 }}]', async () => {
+  test('View of the image: one read-only fuse.erofs-vmdk-mount entry (ro, no upper), the descriptor lints clean and names the image\'s blobs', async () => {
     const key = `default/${seq++}/view-basic`;
     const mounts = await d.client.view({ snapshotter: VM, key, parent: basicTop });
-    assert.equal(mounts[0].type, 'vmdk');
-    assert.deepEqual(mounts[1], { type: 'format/bind', source: '{{ mount 0 }}', target: '', options: ['ro', 'rbind'] });
-    assertLintsClean(mounts[0].source);
+    const descriptor = assertContractV2(mounts, { kind: 'view' });
+    assertLintsClean(descriptor);
+    assert.deepEqual(descriptorExtents(descriptor), BASIC_EXTENTS.map((f) => fixture('basic', f)));
   });
 
   test('the pass-through profile returns the upstream mounts unchanged, and profiles never collide', async () => {
@@ -130,22 +148,22 @@ describe('erofs-vmdk serve with a remote backend', () => {
     const img = await unpackFixture(d.client, { snapshotter: VM, caseDir: fixture('wrong-uniaddr'), namespace: 'wu', seq: 1 });
     const key = `wu/${seq++}/ctr`;
     const mounts = await d.client.prepare({ snapshotter: VM, key, parent: img.top }, { namespace: 'wu' });
-    assert.equal(mounts[0].type, 'vmdk');
-    const [meta, ...layers] = descriptorExtents(mounts[0].source);
+    const descriptor = assertContractV2(mounts, await upstreamDirectoryLayer(up));
+    const [meta, ...layers] = descriptorExtents(descriptor);
     assert.match(meta, new RegExp(`^${d.root}/fsmeta/[0-9a-f]{64}\\.erofs$`), 'fsmeta extent is our private copy');
     assert.deepEqual(fs.readFileSync(meta), fs.readFileSync(fixture('basic', 'fsmeta.erofs')), 'the repair gives basic/fsmeta.erofs byte for byte');
     assert.deepEqual(layers, [1, 2, 3, 4].map((n) => fixture('wrong-uniaddr', `layer${n}.erofs`)));
     assert.ok(fs.readFileSync(fixture('wrong-uniaddr', 'fsmeta.erofs')).compare(fs.readFileSync(meta)) !== 0, 'the snapshotter\'s file is untouched');
-    assertLintsClean(mounts[0].source);
-    assert.equal(await listFlatDescriptor(mounts[0].source), expectedTsv('wrong-uniaddr'));
+    assertLintsClean(descriptor);
+    assert.equal(await listFlatDescriptor(descriptor), expectedTsv('wrong-uniaddr'));
   });
 
   test('single-layer image: the descriptor is just the layer', async () => {
     const img = await unpackFixture(d.client, { snapshotter: VM, caseDir: fixture('single'), namespace: 'single', seq: 1 });
     const mounts = await d.client.prepare({ snapshotter: VM, key: `single/${seq++}/ctr`, parent: img.top }, { namespace: 'single' });
-    assert.equal(mounts[0].type, 'vmdk');
-    assert.deepEqual(descriptorExtents(mounts[0].source), [fixture('single', 'layer1.erofs')]);
-    assert.equal(await listFlatDescriptor(mounts[0].source), expectedTsv('single'));
+    const descriptor = assertContractV2(mounts, await upstreamDirectoryLayer(up));
+    assert.deepEqual(descriptorExtents(descriptor), [fixture('single', 'layer1.erofs')]);
+    assert.equal(await listFlatDescriptor(descriptor), expectedTsv('single'));
   });
 
   test('Remove then Cleanup deletes the descriptor', async () => {
@@ -157,11 +175,11 @@ describe('erofs-vmdk serve with a remote backend', () => {
     fs.writeFileSync(path.join(caseDir, 'layers.txt'), 'layer1.erofs\n');
     tempDirs.push(caseDir);
     const img = await unpackFixture(d.client, { snapshotter: VM, caseDir, namespace: 'gc', seq: 1 });
-    const [vmdk] = await d.client.prepare({ snapshotter: VM, key, parent: img.top }, { namespace: 'gc' });
-    assert.ok(fs.existsSync(vmdk.source));
+    const descriptor = assertContractV2(await d.client.prepare({ snapshotter: VM, key, parent: img.top }, { namespace: 'gc' }), await upstreamDirectoryLayer(up));
+    assert.ok(fs.existsSync(descriptor));
     await d.client.remove({ snapshotter: VM, key }, { namespace: null });
     await d.client.cleanup({ snapshotter: VM }, { namespace: null });
-    assert.ok(!fs.existsSync(vmdk.source), 'descriptor deleted once nothing references it');
+    assert.ok(!fs.existsSync(descriptor), 'descriptor deleted once nothing references it');
     // Descriptors still in use survive Cleanup.
     assert.ok(basicCtr && fs.existsSync(basicCtr.descriptor), 'a descriptor still referenced survives Cleanup');
   });
@@ -230,24 +248,87 @@ describe('erofs-vmdk serve with a remote backend', () => {
   });
 });
 
+describe('a contract = 1 profile keeps the v1 vmdk list', () => {
+  let up: TestUpstream;
+  let d: TestDaemon;
+  let top: string;
+
+  before(async () => {
+    up = await startUpstream();
+    d = await startDaemon({ upstream: up, config: CONTRACT_V1_CONFIG });
+    top = (await unpackFixture(d.client, { snapshotter: VM, caseDir: fixture('basic') })).top;
+  });
+  after(async () => {
+    await d?.close();
+    await up?.close();
+  });
+
+  test('container Prepare: [vmdk, format/mkdir/overlay lowerdir={{ mount 0 }}], the overlay is the upstream\'s unchanged', async () => {
+    const mounts = await d.client.prepare({ snapshotter: VM, key: 'default/100/ctr-v1', parent: top });
+    assert.equal(mounts.length, 2, JSON.stringify(mounts));
+    const [vmdk, overlay] = mounts;
+    assert.equal(vmdk.type, 'vmdk');
+    assert.deepEqual(vmdk.options, V1_VMDK_OPTIONS);
+    assert.match(vmdk.source, new RegExp(`^${d.root}/vmdk/[0-9a-f]{64}\\.vmdk$`));
+    const upstream = await up_mounts(up, lastUpstreamKey(up, 'Prepare'));
+    assert.deepEqual(overlay, upstream[1], 'everything after the erofs run is unchanged');
+    assert.equal(overlay.type, 'format/mkdir/overlay');
+    assert.ok(overlay.options.includes('lowerdir={{ mount 0 }}'));
+    assertLintsClean(vmdk.source);
+    assert.deepEqual(descriptorExtents(vmdk.source), BASIC_EXTENTS.map((f) => fixture('basic', f)));
+  });
+
+  test('View of the image: [vmdk, format/bind {{ mount 0 }}]', async () => {
+    const mounts = await d.client.view({ snapshotter: VM, key: 'default/101/view-v1', parent: top });
+    assert.equal(mounts.length, 2, JSON.stringify(mounts));
+    assert.equal(mounts[0].type, 'vmdk');
+    assert.deepEqual(mounts[1], { type: 'format/bind', source: '{{ mount 0 }}', target: '', options: ['ro', 'rbind'] });
+    const descriptor = descriptorOfRootfs(mounts);
+    assertLintsClean(descriptor);
+    assert.deepEqual(descriptorExtents(descriptor), BASIC_EXTENTS.map((f) => fixture('basic', f)));
+  });
+});
+
 describe('block mode (containerd default_size)', () => {
-  test('[mkfs/ext4, vmdk, format/mkdir/overlay lowerdir={{ mount 1 }}], template renumbering kept', async () => {
-    const up = await startUpstream({ blockSize: 64 << 20 });
-    const d = await startDaemon({ upstream: up });
+  const BLOCK_SIZE = 64 << 20;
+
+  /** A block-mode upstream, a daemon on it (extra `config`), the basic image unpacked, one container Prepare. */
+  async function blockModePrepare(config: Record<string, unknown>, check: (mounts: Mount[], upstream: Mount[]) => Promise<void>): Promise<void> {
+    const up = await startUpstream({ blockSize: BLOCK_SIZE });
+    const d = await startDaemon({ upstream: up, config });
     try {
       const img = await unpackFixture(d.client, { snapshotter: VM, caseDir: fixture('basic') });
       const mounts = await d.client.prepare({ snapshotter: VM, key: 'default/50/ctr', parent: img.top });
       const upstream = await up_mounts(up, lastUpstreamKey(up, 'Prepare'));
+      assert.deepEqual(upstream.map((m) => m.type), ['mkfs/ext4', 'erofs', 'format/mkdir/overlay'], 'upstream answer in block mode');
+      await check(mounts, upstream);
+    } finally {
+      await d.close();
+      await up.close();
+    }
+  }
+
+  test('contract 1: [mkfs/ext4, vmdk, format/mkdir/overlay lowerdir={{ mount 1 }}], template renumbering kept', async () => {
+    await blockModePrepare(CONTRACT_V1_CONFIG, async (mounts, upstream) => {
       assert.deepEqual(mounts.map((m) => m.type), ['mkfs/ext4', 'vmdk', 'format/mkdir/overlay']);
       assert.deepEqual(mounts[0], upstream[0]);
       assert.deepEqual(mounts[2], upstream[2]);
       assert.ok(mounts[2].options.includes('lowerdir={{ mount 1 }}'));
       assert.ok(mounts[2].options.includes('upperdir={{ mount 0 }}/upper'));
-      assert.equal(await listFlatDescriptor(mounts[1].source), expectedTsv('basic'));
-    } finally {
-      await d.close();
-      await up.close();
-    }
+      const descriptor = descriptorOfRootfs(mounts);
+      assert.equal(descriptor, mounts[1].source);
+      assert.equal(await listFlatDescriptor(descriptor), expectedTsv('basic'));
+    });
+  });
+
+  test('contract 2 (default): one entry carrying the upstream\'s ext4 image as X-erofs-vmdk.upper-image, its size and fs=ext4; the descriptor lists expected.tsv', async () => {
+    await blockModePrepare({}, async (mounts, upstream) => {
+      const image = upstream[0].source;
+      assert.match(image, /^\/.*\/rwlayer\.img$/);
+      assert.ok(upstream[0].options.includes(`X-containerd.mkfs.size=${BLOCK_SIZE}`));
+      const descriptor = assertContractV2(mounts, { kind: 'image', image, size: BLOCK_SIZE, fs: 'ext4' });
+      assert.equal(await listFlatDescriptor(descriptor), expectedTsv('basic'));
+    });
   });
 });
 

@@ -9,9 +9,10 @@
  *    output (files of each layer, the whited-out file absent); `ctr image rm`
  *    plus containerd's garbage collection removes the backend snapshots.
  * 2. rewrite profile: import a single-layer image with `erofs-vmdk`, prepare a
- *    container snapshot, and check `ctr snapshots mounts` shows ONE `vmdk`
- *    mount whose descriptor, through qemu-img convert and a flat loop mount,
- *    lists that layer's tree; image removal + GC removes the descriptor.
+ *    container snapshot, and check `ctr snapshots mounts` shows ONE contract v2
+ *    entry (`fuse.erofs-vmdk-mount`) whose descriptor, through qemu-img convert
+ *    and a flat loop mount, lists that layer's tree; image removal + GC removes
+ *    the descriptor.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -19,6 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { parseCtrMounts, startDaemonWithContainerd, type TestContainerd } from '../support/containerd';
+import { assertContractV2, embeddedDirectoryLayer } from '../support/contract';
 import type { TestDaemon } from '../support/daemon';
 import { listFlatDescriptor, listTree } from '../support/kernel-mounts';
 import { buildOciArchive, busyboxLayer, file, tar, whiteout } from '../support/oci-image';
@@ -80,18 +82,14 @@ describe('real containerd end to end (embedded backend, legacy mount style)', ()
     assert.deepEqual(snapshotDirs(d), [], 'and their directories');
   });
 
-  test('erofs-vmdk (rewrite) profile: a container snapshot of a single-layer image is one vmdk mount showing the layer', async () => {
+  test('erofs-vmdk (rewrite) profile: a container snapshot of a single-layer image is one contract v2 entry showing the layer', async () => {
     const layer = [...busyboxLayer(['sh', 'cat']), file('etc/only-layer', 'single layer image\n')];
     const img = buildOciArchive(path.join(c.dir, 'one-layer.tar'), { name: 'docker.io/library/erofs-vmdk-e2e:one', layers: [layer] });
     await c.ctr(['images', 'import', '--snapshotter', REWRITE, img.archive]);
     await c.ctr(['snapshots', '--snapshotter', REWRITE, 'prepare', 'e2e-vm-rootfs', img.chainIds[0]]);
     const mounts = parseCtrMounts((await c.ctr(['snapshots', '--snapshotter', REWRITE, 'mounts', '/run/vm-rootfs', 'e2e-vm-rootfs'])).stdout);
-    const vmdks = mounts.filter((m) => m.type === 'vmdk');
-    assert.equal(vmdks.length, 1, `expected one vmdk mount, got ${JSON.stringify(mounts)}`);
-    assert.equal(mounts.filter((m) => m.type === 'erofs').length, 0, 'no erofs lower left next to the vmdk');
-    assert.equal(mounts.length, 2);
-    assert.ok(mounts[1].options.includes('lowerdir={{ mount 0 }}'), `overlay on top of the vmdk: ${JSON.stringify(mounts[1])}`);
-    const descriptor = vmdks[0].source;
+    // One entry and nothing else (no erofs lower left beside it); the embedded snapshot's fs/work as upper/work.
+    const descriptor = assertContractV2(mounts, embeddedDirectoryLayer(d.root));
     assert.ok(fs.existsSync(descriptor), `descriptor ${descriptor} exists`);
 
     // The expected tree: the layer tar extracted by tar(1).

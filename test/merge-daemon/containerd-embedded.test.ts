@@ -7,8 +7,9 @@
  * the tars onto our snapshots (overlay whiteouts in the upperdir) and the
  * embedded backend converts each committed layer to layer.erofs. Nobody
  * builds an fsmeta. A container snapshot prepared by `ctr` with the
- * `erofs-vmdk` profile must come back as ONE `vmdk` mount, and the flat image
- * it describes must show the merged tree. Two oracles, neither of them our
+ * `erofs-vmdk` profile must come back as ONE contract v2 entry
+ * (`fuse.erofs-vmdk-mount`), and the flat image its descriptor describes must
+ * show the merged tree. Two oracles, neither of them our
  * merge: kernel overlayfs over the backend's layer.erofs blobs (exact
  * listing), and the layer tars extracted by tar(1) with OCI whiteouts applied
  * by the test (listing without mtimes).
@@ -21,6 +22,7 @@ import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { parseCtrMounts, startDaemonWithContainerd, type TestContainerd } from '../support/containerd';
+import { assertContractV2, embeddedDirectoryLayer } from '../support/contract';
 import type { TestDaemon } from '../support/daemon';
 import { listErofsImage, listFlatDescriptor, listOverlay, listTree } from '../support/kernel-mounts';
 import { buildOciArchive, dir, file, tar, type TarEntry, whiteout } from '../support/oci-image';
@@ -120,19 +122,13 @@ describe('native merge through the daemon (embedded backend, real containerd)', 
     await stop?.();
   });
 
-  test('a container snapshot of a 3-layer image with a whiteout is one vmdk mount showing the merged tree', async () => {
+  test('a container snapshot of a 3-layer image with a whiteout is one contract v2 entry showing the merged tree', async () => {
     const img = buildOciArchive(path.join(c.dir, 'merge-three.tar'), { name: 'docker.io/library/erofs-vmdk-merge:three', layers: OCI_LAYERS });
     await c.ctr(['images', 'import', '--snapshotter', REWRITE, img.archive]);
     await c.ctr(['snapshots', '--snapshotter', REWRITE, 'prepare', 'merge-rootfs', img.chainIds[2]]);
     const mounts = parseCtrMounts((await c.ctr(['snapshots', '--snapshotter', REWRITE, 'mounts', '/run/merge-rootfs', 'merge-rootfs'])).stdout);
 
-    const vmdks = mounts.filter((m) => m.type === 'vmdk');
-    assert.equal(vmdks.length, 1, `exactly one vmdk mount: ${JSON.stringify(mounts)}`);
-    assert.equal(mounts.length, 2, `vmdk + overlay: ${JSON.stringify(mounts)}`);
-    assert.equal(mounts[0].type, 'vmdk');
-    assert.match(mounts[1].type, /overlay$/);
-    assert.ok(mounts[1].options.includes('lowerdir={{ mount 0 }}'), `overlay on top of the vmdk: ${JSON.stringify(mounts[1])}`);
-    const descriptor = vmdks[0].source;
+    const descriptor = assertContractV2(mounts, embeddedDirectoryLayer(d.root));
     const root = fs.realpathSync(d.root);
     assert.ok(descriptor.startsWith(`${root}/`), `descriptor ${descriptor} under the daemon root ${root}`);
 

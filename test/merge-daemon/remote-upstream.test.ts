@@ -3,8 +3,9 @@
  * the test upstream answers like stock containerd >= 2.3's EROFS snapshotter
  * with NO fsmeta anywhere, i.e. one `erofs` lower per layer. A container
  * Prepare with the `erofs-vmdk` profile over a 3-layer image (top layer: a
- * whiteout and an opaque directory) must come back as ONE `vmdk` mount under
- * the overlay, and the flat image it describes (qemu-img convert, one loop
+ * whiteout and an opaque directory) must come back as ONE contract v2 entry
+ * (`fuse.erofs-vmdk-mount`, the upstream's upperdir/workdir as options), and
+ * the flat image its descriptor describes (qemu-img convert, one loop
  * device, no device= options) must list exactly what kernel overlayfs shows
  * over the same three layer blobs.
  */
@@ -15,6 +16,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Mount } from '../../api/gen/containerd/types/mount';
+import { assertContractV2, directoryLayerIn } from '../support/contract';
 import { startDaemon, type TestDaemon, unpackFixture, type UnpackedImage } from '../support/daemon';
 import { listErofsImage, listFlatDescriptor, listOverlay } from '../support/kernel-mounts';
 import { startUpstream, type TestUpstream } from '../support/upstream';
@@ -60,31 +62,28 @@ describe('native merge through the daemon (remote backend, upstream without fsme
     return image;
   }
 
-  test('a container Prepare returns one vmdk mount whose flat image is the overlayfs-merged tree', async () => {
+  test('a container Prepare returns one contract v2 entry whose flat image is the overlayfs-merged tree', async () => {
     const image = await unpack(REWRITE, 1);
     const key = `default/${image.seq}/container-rootfs`;
     const mounts = await d.client.prepare({ snapshotter: REWRITE, key, parent: image.top });
     assert.deepEqual(fs.readdirSync(up.root, { recursive: true }).filter((f) => String(f).endsWith('fsmeta.erofs')), [], 'the upstream has no fsmeta');
 
-    assert.deepEqual(mounts.map((m) => m.type), ['vmdk', 'format/mkdir/overlay'], `mounts: ${JSON.stringify(mounts)}`);
-    const [vmdk, overlay] = mounts;
-    assert.deepEqual(vmdk.options, ['ro', 'X-vmdk.fs=erofs', 'X-vmdk.layout=flat']);
-    assert.ok(overlay.options.includes('lowerdir={{ mount 0 }}'), `overlay lowerdir is the vmdk: ${JSON.stringify(overlay.options)}`);
-    assert.ok(overlay.options.some((o) => o.startsWith('upperdir=')) && overlay.options.some((o) => o.startsWith('workdir=')));
+    // The upstream's upperdir and workdir (its snapshots/<id>/fs and work) ride on the one entry.
+    const descriptor = assertContractV2(mounts, directoryLayerIn(path.join(up.root, 'snapshots')));
     assert.deepEqual(await d.client.mounts({ snapshotter: REWRITE, key }), mounts, 'Mounts answers like Prepare');
 
     // The descriptor is ours (daemon state dir); its extents are our merged
     // fsmeta followed by the three layer blobs themselves, bottom first: no
     // fsmeta was ever given to the daemon, and no layer data was copied.
     const root = fs.realpathSync(d.root);
-    assert.ok(vmdk.source.startsWith(`${root}/`), `descriptor ${vmdk.source} under the daemon root ${root}`);
-    const extents = extentFiles(vmdk.source);
+    assert.ok(descriptor.startsWith(`${root}/`), `descriptor ${descriptor} under the daemon root ${root}`);
+    const extents = extentFiles(descriptor);
     assert.equal(extents.length, 4, `fsmeta + 3 layers: ${extents.join(', ')}`);
     assert.ok(extents[0].startsWith(`${root}/`), `merged fsmeta ${extents[0]} lives in the daemon root`);
     assert.deepEqual(extents.slice(1), blobs.map((b) => fs.realpathSync(b)));
 
     assert.match(await listErofsImage(blobs[2]), /^etc\/doomed\tc\t.*\t0:0\t/m, 'the top layer blob holds the whiteout (char 0:0)');
-    const flat = await listFlatDescriptor(vmdk.source);
+    const flat = await listFlatDescriptor(descriptor);
     const oracle = await listOverlay(blobs);
     assert.equal(flat, oracle, 'flat image listing = kernel overlayfs over the same layers');
 

@@ -3,7 +3,9 @@
  * ONE layer is `{bind, <dir>/fs, [ro, rbind]}` (overlayfs refuses a single
  * lower without an upper). It used to pass through unchanged, so a VM runtime
  * got a bind of a host directory instead of the one vmdk disk every other
- * root filesystem gets. It must become the vmdk mount of that layer's blob.
+ * root filesystem gets. It must become the vmdk mount of that layer's blob
+ * (through the daemon: the default contract v2 entry, read-only, whose
+ * descriptor is that blob alone).
  */
 import { describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +13,7 @@ import * as fs from 'node:fs';
 import { planRewrite, renderMounts, type RewriteEnv } from '../../src/rewrite';
 import type { Mount } from '../../src/mount';
 import { fixture } from '../support/fixtures';
+import { assertContractV2 } from '../support/contract';
 import { startDaemon, unpackFixture } from '../support/daemon';
 
 const R = '/var/lib/ev/embedded/snapshots';
@@ -38,14 +41,13 @@ describe('planRewrite: legacy read-only view of one layer', () => {
   });
 });
 
-test('embedded legacy daemon: View of a single-layer image answers one vmdk mount of that layer', { timeout: 120_000 }, async () => {
+test('embedded legacy daemon: View of a single-layer image answers one read-only contract v2 entry whose descriptor is that layer alone', { timeout: 120_000 }, async () => {
   const d = await startDaemon({ backend: 'embedded' });
   try {
     const image = await unpackFixture(d.client, { snapshotter: 'erofs-vmdk', caseDir: fixture('single'), differ: 'copy' });
     const mounts = await d.client.view({ snapshotter: 'erofs-vmdk', key: 'default/50/view-single', parent: image.top });
-    assert.equal(mounts.length, 1, JSON.stringify(mounts));
-    assert.equal(mounts[0].type, 'vmdk');
-    const extents = fs.readFileSync(mounts[0].source, 'utf8').split('\n').filter((l) => l.startsWith('RW '));
+    const descriptor = assertContractV2(mounts, { kind: 'view' });
+    const extents = fs.readFileSync(descriptor, 'utf8').split('\n').filter((l) => l.startsWith('RW '));
     assert.equal(extents.length, 1);
     assert.match(extents[0], /\/layer\.erofs" 0$/);
   } finally {
