@@ -96,7 +96,7 @@ const CHECK_COMMAND = ['sh', '-c', CHECK_SCRIPT];
 
 async function bootFlat(guest: Guest, image: ImageSet, allowedDirs: string[], cpus: number): Promise<Sample> {
   const descriptor = checkFlatDescriptor(image.descriptor, allowedDirs);
-  const plan: GuestPlan = { descriptor, upper: { kind: 'none' }, overlayOptions: [], mkdirUpper: false };
+  const plan: GuestPlan = { contract: 1, descriptor, upper: { kind: 'none' }, overlayOptions: [], mkdirUpper: false };
   const nonce = newNonce();
   const result = await bootGuest({
     guest,

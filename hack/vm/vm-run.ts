@@ -1,5 +1,7 @@
 /**
- * hack/vm-run: the reference consumer of the vmdk mount (contract v1).
+ * hack/vm-run: the reference consumer of erofs-vmdk's rootfs mount, contract
+ * v2 (one fuse.erofs-vmdk-mount entry, docs/contract-v2.md) and v1 (the vmdk
+ * mount, go-shim-compat.md §1).
  *
  * Takes a container rootfs mount list, validates it strictly, boots a QEMU
  * guest (TCG) with the Debian 13 kernel, attaches the descriptor as ONE
@@ -20,14 +22,15 @@ import { IMAGE_DISK_SERIAL, renderInit, UPPER_DISK_SERIAL, type ExecMode } from 
 import { defaultCacheDir } from './guest-kernel';
 import { planGuest, type GuestPlan } from './mount-list';
 import { mountsFromCtr, mountsFromGrpc, mountsFromJson } from './mount-source';
-import type { QemuDisk } from './qemu';
+import { driveArgs, type QemuDisk } from './qemu';
 
 export const EXIT_VM_RUN_ERROR = 125;
 
 const USAGE = `Usage: hack/vm-run --allow-dir DIR [source] [options] -- COMMAND [ARG...]
 
 Boots a QEMU guest (Debian 13 kernel, busybox initramfs) from a container rootfs
-mount list that uses the vmdk mount (contract v1) and runs COMMAND in it.
+mount list of erofs-vmdk (contract v2: one fuse.erofs-vmdk-mount entry; or
+contract v1: the vmdk mount) and runs COMMAND in it.
 
 Mount list source (exactly one):
   --mounts FILE|-          JSON: [{type, source, target, options}] or {"mounts": [...]}
@@ -53,6 +56,7 @@ Options:
   --refresh-kernel         fetch the kernel again even if cached
   --fetch-kernel-only      fetch/unpack the kernel and exit
   --check-only             validate the mount list and print the plan; no boot
+                           (with --print-qemu: also the -drive/-device arguments)
   --verbose                copy the guest console to stderr
   --print-qemu             print the QEMU command line to stderr
   --json                   print {"exitCode","stdout","stderr","marks","hostMsToMount"} on stdout
@@ -167,25 +171,48 @@ async function loadMounts(o: Options): Promise<Mount[]> {
 
 /**
  * The block-mode upper image may not exist yet: containerd's mkfs/ transformer
- * creates it on first mount, so a consumer that gets the list verbatim must too.
+ * (v1) or the host helper (v2) creates it on first use, so a consumer that gets
+ * the list verbatim must too. An empty file is formatted the same way.
  */
 function ensureUpperImage(plan: GuestPlan, log: (l: string) => void): void {
-  if (plan.upper.kind !== 'ext4' || fs.existsSync(plan.upper.image)) return;
-  log(`vm-run: creating block-mode upper ${plan.upper.image} (${plan.upper.createSize} bytes, ext4)`);
-  const fd = fs.openSync(plan.upper.image, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o600);
-  fs.ftruncateSync(fd, plan.upper.createSize);
-  fs.closeSync(fd);
+  if (plan.upper.kind !== 'ext4') return;
+  const image = plan.upper.image;
+  let existing: fs.Stats | undefined;
   try {
-    execFileSync('mkfs.ext4', ['-q', '-F', plan.upper.image], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (err) {
-    fs.rmSync(plan.upper.image, { force: true });
-    throw new Error(`mkfs.ext4 ${plan.upper.image} failed: ${(err as { stderr?: Buffer }).stderr?.toString().trim()}`);
+    existing = fs.lstatSync(image);
+  } catch {
+    /* missing: created below */
   }
+  if (existing && (!existing.isFile() || existing.size > 0)) return;
+  log(`vm-run: ${existing ? 'formatting empty' : 'creating'} block-mode upper ${image} (${plan.upper.createSize} bytes, ext4)`);
+  const flags = fs.constants.O_WRONLY | (existing ? 0 : fs.constants.O_CREAT | fs.constants.O_EXCL) | fs.constants.O_NOFOLLOW;
+  const fd = fs.openSync(image, flags, 0o600);
+  try {
+    fs.ftruncateSync(fd, plan.upper.createSize);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    execFileSync('mkfs.ext4', ['-q', '-F', image], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (err) {
+    if (existing) fs.truncateSync(image, 0);
+    else fs.rmSync(image, { force: true });
+    throw new Error(`mkfs.ext4 ${image} failed: ${(err as { stderr?: Buffer }).stderr?.toString().trim()}`);
+  }
+}
+
+/** ONE read-only vmdk disk for the root, plus the writable raw upper image in block mode. */
+export function planDisks(plan: GuestPlan): QemuDisk[] {
+  const disks: QemuDisk[] = [{ file: plan.descriptor.path, format: 'vmdk', readOnly: true, serial: IMAGE_DISK_SERIAL }];
+  if (plan.upper.kind === 'ext4') disks.push({ file: plan.upper.image, format: 'raw', readOnly: false, serial: UPPER_DISK_SERIAL });
+  return disks;
 }
 
 function describePlan(plan: GuestPlan): string {
   const d = plan.descriptor;
+  const mode = plan.upper.kind === 'none' ? 'view' : plan.upper.kind === 'tmpfs' ? 'directory mode' : 'block mode';
   const lines = [
+    `contract v${plan.contract} (${plan.contract === 2 ? 'fuse.erofs-vmdk-mount' : 'vmdk'}), ${mode}`,
     `descriptor ${d.path} (CID ${d.cid}, ${d.extents.length} extents, ${d.totalSectors} sectors)`,
     ...d.extents.map((e, i) => `  extent ${i}: ${e.path} ${e.sectors} sectors @${e.offsetSectors}`),
     `upper: ${plan.upper.kind === 'ext4' ? `ext4 ${plan.upper.image} (${plan.upper.upperSubdir}, ${plan.upper.workSubdir})` : plan.upper.kind}`,
@@ -222,13 +249,13 @@ export async function main(argv: string[]): Promise<number> {
     const plan = planGuest(await loadMounts(o), o.allowDirs);
     if (o.checkOnly) {
       process.stdout.write(describePlan(plan));
+      if (o.printQemu) log(planDisks(plan).flatMap((d, i) => driveArgs(d, `disk${i}`)).join(' '));
       return 0;
     }
     const guest = prepareGuest(o.cacheDir, kernelOptions);
     if (o.verbose) log(describePlan(plan).trimEnd());
     ensureUpperImage(plan, log);
-    const disks: QemuDisk[] = [{ file: plan.descriptor.path, format: 'vmdk', readOnly: true, serial: IMAGE_DISK_SERIAL }];
-    if (plan.upper.kind === 'ext4') disks.push({ file: plan.upper.image, format: 'raw', readOnly: false, serial: UPPER_DISK_SERIAL });
+    const disks = planDisks(plan);
     const nonce = newNonce();
     const result = await bootGuest({
       guest,

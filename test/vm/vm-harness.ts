@@ -7,6 +7,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { parse as parseToml } from 'smol-toml';
 import { cliPath, repoRoot } from '../support/fixtures';
 import type { Mount } from '../../src/mount/index';
 
@@ -42,6 +43,8 @@ export interface VmJsonResult {
   marks: Record<string, number>;
   hostMsToMount?: number;
   wallMs: number;
+  /** vm-run's own stderr (its log; with --print-qemu, the QEMU command line). */
+  log: string;
 }
 
 /** Runs vm-run with --json and fails loudly (with vm-run's stderr) if it did not produce a result. */
@@ -50,7 +53,32 @@ export async function vmRunJson(args: string[], stdin?: string): Promise<VmJsonR
   if (out.code === 125 || !out.stdout.trim().startsWith('{')) {
     throw new Error(`vm-run failed (exit ${out.code}):\n${out.stderr}`);
   }
-  return JSON.parse(out.stdout) as VmJsonResult;
+  return { ...(JSON.parse(out.stdout) as Omit<VmJsonResult, 'log'>), log: out.stderr };
+}
+
+/** The `-drive` values of the QEMU command line vm-run printed (--print-qemu), as option maps. */
+export function qemuDrives(log: string): Map<string, string>[] {
+  const line = log.split('\n').find((l) => l.startsWith('qemu-system-') || l.startsWith('-drive '));
+  if (!line) throw new Error(`no QEMU command line in vm-run's output (--print-qemu missing?):\n${log}`);
+  const words = line.split(' ');
+  return words.flatMap((w, i) =>
+    w === '-drive' ? [new Map(words[i + 1].split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)] as [string, string]))] : [],
+  );
+}
+
+/**
+ * The mount contract a test daemon's profile was configured for, from the
+ * daemon's own effective configuration (`erofs-vmdk config dump`): the
+ * profile's `contract` key, or 1 for a daemon that has no such key.
+ */
+export function configuredContract(configPath: string, profile: string): 1 | 2 {
+  const out = execFileSync('node', [cliPath, 'config', 'dump', '--config', configPath], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const config = parseToml(out) as { profiles?: Record<string, { rewrite?: boolean; contract?: unknown }> };
+  const p = config.profiles?.[profile];
+  if (!p?.rewrite) throw new Error(`profile ${profile} is not a rewriting profile of ${configPath}:\n${out}`);
+  const contract = p.contract ?? 1;
+  if (contract !== 1 && contract !== 2) throw new Error(`profile ${profile} has contract ${String(contract)}`);
+  return contract;
 }
 
 export const vmdkMount = (descriptor: string): Mount => ({
@@ -59,6 +87,21 @@ export const vmdkMount = (descriptor: string): Mount => ({
   target: '',
   options: ['ro', 'X-vmdk.fs=erofs', 'X-vmdk.layout=flat'],
 });
+
+/** The contract v2 entry (docs/contract-v2.md): a view, directory mode, or block mode. */
+export function v2Mount(
+  descriptor: string,
+  mode: { view: true } | { upperdir: string; workdir: string } | { image: string; size: number },
+): Mount {
+  const common = ['X-erofs-vmdk.contract=2', 'X-vmdk.fs=erofs', 'X-vmdk.layout=flat'];
+  const options =
+    'view' in mode
+      ? ['ro', ...common]
+      : 'upperdir' in mode
+        ? [...common, `upperdir=${mode.upperdir}`, `workdir=${mode.workdir}`]
+        : [...common, `X-erofs-vmdk.upper-image=${mode.image}`, `X-erofs-vmdk.upper-image-size=${mode.size}`, 'X-erofs-vmdk.upper-image-fs=ext4'];
+  return { type: 'fuse.erofs-vmdk-mount', source: descriptor, target: '', options };
+}
 
 export const overlayMount = (dir: string, lowerIndex = 0): Mount => ({
   type: 'format/mkdir/overlay',
