@@ -31,24 +31,15 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Mount } from '../../src/mount/index';
+import { CONTRACT_V2_VALUE_OPTIONS, HOST_MOUNT_TYPE } from '../../src/mount/contract-v2';
 import { checkFlatDescriptor, isInside, requireCanonical, type FlatDescriptor } from './vmdk-descriptor';
 
 export const VMDK_V1_OPTIONS = ['ro', 'X-vmdk.fs=erofs', 'X-vmdk.layout=flat'] as const;
 /** Contract v2: the one mount's type (containerd hands `fuse.*` to mount.fuse on the host). */
-export const V2_MOUNT_TYPE = 'fuse.erofs-vmdk-mount';
+export const V2_MOUNT_TYPE = HOST_MOUNT_TYPE;
 export const V2_CONTRACT_OPTION = 'X-erofs-vmdk.contract';
 /** Keys of the v2 options; everything else is refused. */
-const V2_OPTION_KEYS = new Set([
-  'ro',
-  V2_CONTRACT_OPTION,
-  'X-vmdk.fs',
-  'X-vmdk.layout',
-  'upperdir',
-  'workdir',
-  'X-erofs-vmdk.upper-image',
-  'X-erofs-vmdk.upper-image-size',
-  'X-erofs-vmdk.upper-image-fs',
-]);
+const V2_OPTION_KEYS = new Set<string>(['ro', ...CONTRACT_V2_VALUE_OPTIONS]);
 const V2_BLOCK_KEYS = ['X-erofs-vmdk.upper-image', 'X-erofs-vmdk.upper-image-size', 'X-erofs-vmdk.upper-image-fs'] as const;
 /** The smallest writable-layer image accepted (both contracts). */
 const MIN_UPPER_IMAGE_BYTES = 1 << 20;

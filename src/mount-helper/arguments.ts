@@ -10,6 +10,7 @@
  * Options are exactly those of contract v2 (docs/contract-v2.md) plus the
  * generic flags mount.fuse3 and containerd add. Pure: no file system access.
  */
+import { CONTRACT_V2_VALUE_OPTIONS } from '../mount/contract-v2';
 import { refuse, show } from './errors';
 
 export const CONTRACT_VERSION = '2';
@@ -32,16 +33,7 @@ export interface HelperRequest {
   noexec: boolean;
 }
 
-const VALUE_OPTIONS = new Set([
-  'X-erofs-vmdk.contract',
-  'X-vmdk.fs',
-  'X-vmdk.layout',
-  'upperdir',
-  'workdir',
-  'X-erofs-vmdk.upper-image',
-  'X-erofs-vmdk.upper-image-size',
-  'X-erofs-vmdk.upper-image-fs',
-]);
+const VALUE_OPTIONS = new Set<string>(CONTRACT_V2_VALUE_OPTIONS);
 
 /** Generic flags: name → [which flag, value]. */
 const FLAGS: Record<string, ['ro' | 'nodev' | 'nosuid' | 'noexec', boolean]> = {

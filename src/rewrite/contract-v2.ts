@@ -11,12 +11,13 @@
  * and pointing at `contract = 1`, rather than guessed at.
  */
 import type { Mount } from '../mount';
+import { HOST_MOUNT_TYPE } from '../mount/contract-v2';
 import { refuse, type PlanContext } from './errors';
 import { isOverlayType, optionValue } from './overlay';
 import { hasTemplate } from './templates';
 import type { FlatPlan, WritableLayer } from './plan-types';
 
-export const HOST_MOUNT_TYPE = 'fuse.erofs-vmdk-mount';
+export { HOST_MOUNT_TYPE };
 export const CONTRACT_V2_OPTIONS = ['X-erofs-vmdk.contract=2', 'X-vmdk.fs=erofs', 'X-vmdk.layout=flat'] as const;
 
 /** The v2 entry for a descriptor and the writable layer found by `writableLayerOf`. */
